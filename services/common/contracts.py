@@ -1,0 +1,224 @@
+"""Message contracts shared by the gateway and both workers.
+
+Every message that crosses RabbitMQ is one of the pydantic models below. They are
+the only place a field name is spelled; a worker and the gateway that disagree on a
+field fail validation loudly instead of losing work quietly.
+
+Flow (see README "Architecture"):
+  gateway --OutlineTask/PageTask--> llm.tasks --> llm_worker
+  llm_worker --ImageTask--> image.tasks --> image_worker
+  workers --results (OutlineReady, PageTextDone, ...)--> gateway.results --> gateway
+  llm_worker --TextDelta--> story.live (fan-out, not durable) --> every gateway replica
+  gateway --LiveEvent (durable, with seq)--> story.live --> every gateway replica
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+Language = Literal["zh", "en"]
+
+MAX_PREMISE = 500
+MAX_ACTION = 300
+
+
+class Contract(BaseModel):
+    # Unknown fields are ignored so that a newer producer can add a field without
+    # breaking an older consumer during a rolling deploy.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ErrorInfo(Contract):
+    """An error a reader or operator sees: a stable code and a sentence to act on."""
+
+    code: str
+    message: str
+
+
+# --------------------------------------------------------------------------- outline
+
+
+class Character(Contract):
+    name: str
+    # Fixed visual description repeated in every illustration prompt so that the
+    # same character looks the same on every page.
+    look: str
+
+
+class Outline(Contract):
+    title: str
+    characters: list[Character] = Field(default_factory=list)
+    style: str
+    setting: str = ""
+    # One line per planned page.
+    arc: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+class StoryBrief(Contract):
+    """What the reader asked for; travels with every task so workers stay stateless."""
+
+    premise: str
+    age: int
+    language: Language
+    style: str
+    total_pages: int
+
+
+class PageSoFar(Contract):
+    index: int
+    text: str
+    # What the reader chose at the end of this page (choice text or typed action).
+    chosen: str | None = None
+
+
+class OutlineTask(Contract):
+    kind: Literal["outline"] = "outline"
+    story_id: str
+    brief: StoryBrief
+    attempt: int = 1
+
+
+class PageTask(Contract):
+    kind: Literal["page"] = "page"
+    story_id: str
+    page: int
+    brief: StoryBrief
+    outline: Outline
+    story_so_far: list[PageSoFar] = Field(default_factory=list)
+    # What the reader wants to happen on this page (None for the first page).
+    direction: str | None = None
+    attempt: int = 1
+    # Attempt number the picture of this page is drawn under (see ImageTask.attempt).
+    image_attempt: int = 1
+
+    @property
+    def is_last(self) -> bool:
+        return self.page >= self.brief.total_pages - 1
+
+
+LlmTask = Annotated[OutlineTask | PageTask, Field(discriminator="kind")]
+llm_task_adapter: TypeAdapter[OutlineTask | PageTask] = TypeAdapter(LlmTask)
+
+
+class ImageTask(Contract):
+    story_id: str
+    page: int
+    prompt: str
+    negative_prompt: str = ""
+    ratio: str = "4:3"
+    # A redraw asks again with a higher attempt; results of older attempts are ignored.
+    attempt: int = 1
+
+
+image_task_adapter: TypeAdapter[ImageTask] = TypeAdapter(ImageTask)
+
+
+# --------------------------------------------------------------------------- results
+
+
+class OutlineReady(Contract):
+    kind: Literal["outline.ready"] = "outline.ready"
+    story_id: str
+    outline: Outline
+    attempt: int = 1
+
+
+class PageTextDone(Contract):
+    kind: Literal["page.text.done"] = "page.text.done"
+    story_id: str
+    page: int
+    text: str
+    choices: list[str]
+    image_prompt: str
+    attempt: int = 1
+
+
+class PageFailed(Contract):
+    kind: Literal["page.failed"] = "page.failed"
+    story_id: str
+    page: int
+    error: ErrorInfo
+    attempt: int = 1
+
+
+class ImageReady(Contract):
+    kind: Literal["image.ready"] = "image.ready"
+    story_id: str
+    page: int
+    # Path of the picture relative to MEDIA_DIR; the gateway serves it under /media/.
+    media_path: str
+    attempt: int = 1
+
+
+class ImageFailed(Contract):
+    kind: Literal["image.failed"] = "image.failed"
+    story_id: str
+    page: int
+    error: ErrorInfo
+    attempt: int = 1
+
+
+class ImageRequested(Contract):
+    """The llm_worker has the illustration prompt and has asked for the picture."""
+
+    kind: Literal["image.requested"] = "image.requested"
+    story_id: str
+    page: int
+    prompt: str
+    attempt: int = 1
+
+
+Result = Annotated[
+    OutlineReady | PageTextDone | PageFailed | ImageReady | ImageFailed | ImageRequested,
+    Field(discriminator="kind"),
+]
+result_adapter: TypeAdapter[
+    OutlineReady | PageTextDone | PageFailed | ImageReady | ImageFailed | ImageRequested
+] = TypeAdapter(Result)
+
+
+# --------------------------------------------------------------------------- live
+
+
+class TextDelta(Contract):
+    """Text being written; not durable, never replayed."""
+
+    kind: Literal["delta"] = "delta"
+    story_id: str
+    page: int
+    attempt: int
+    # Character offset of `delta` in the page text: a reader sets
+    # text = text[:offset] + delta, so a restarted attempt (offset 0) replaces
+    # what an abandoned attempt wrote.
+    offset: int
+    delta: str
+
+
+class LiveEvent(Contract):
+    """A durable story event after the gateway stored it, fanned out to every replica."""
+
+    kind: Literal["event"] = "event"
+    story_id: str
+    seq: int
+    type: str
+    data: dict[str, object]
+
+
+Live = Annotated[TextDelta | LiveEvent, Field(discriminator="kind")]
+live_adapter: TypeAdapter[TextDelta | LiveEvent] = TypeAdapter(Live)
+
+
+# ------------------------------------------------------------- what the model writes
+
+
+class PageDraft(Contract):
+    """The JSON object the model writes for a page, in this order."""
+
+    illustration: str
+    text: str
+    choices: list[str] = Field(default_factory=list)

@@ -1,0 +1,104 @@
+"""Settings shared by every service, and the one-line refusal to start.
+
+Each service has its own settings class (its `config.py`) built on `ServiceSettings`.
+`load_settings` turns a validation error into one line per variable that names the
+variable, what is wrong and how to fix it, then exits: a service never starts half
+configured, and a secret's value is never printed.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EX_CONFIG = 78  # sysexits.h: configuration error
+
+PLACEHOLDERS = {"", "changeme", "change-me", "xxx", "your-key", "sk-xxx", "todo", "placeholder"}
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    app_env: Literal["development", "production", "test"] = Field(
+        default="production",
+        description="development allows the offline fakes' placeholder keys",
+    )
+    rabbitmq_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        description="amqp://user:password@host:5672/vhost of the broker",
+    )
+    rabbitmq_prefix: str = Field(
+        default="storybook",
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        description="prefix of every exchange and queue name",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _amqp_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"amqp", "amqps"} or not parts.hostname:
+            raise ValueError("must look like amqp://user:password@host:5672/")
+        return value
+
+
+def secret_ok(value: SecretStr | None, *, env: str) -> bool:
+    """A secret is usable if present and, outside development, not a placeholder."""
+    if value is None:
+        return False
+    raw = value.get_secret_value().strip()
+    if not raw:
+        return False
+    return env == "development" or raw.lower() not in PLACEHOLDERS
+
+
+def mask(secret: str) -> str:
+    """Show at most the last four characters of a secret."""
+    return f"…{secret[-4:]}" if len(secret) > 8 else "…"
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+# What to do about each variable, said once, used in every refusal.
+FIXES: dict[str, str] = {
+    "RABBITMQ_URL": "set RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/ (or your broker)",
+    "RABBITMQ_PREFIX": "use lowercase letters, digits, '.', '_' or '-'",
+    "DATABASE_URL": "use sqlite+aiosqlite:///path/stories.db or postgresql+asyncpg://user@host/db",
+    "MEDIA_DIR": "point MEDIA_DIR at a writable directory shared by gateway and image_worker",
+    "MOONSHOT_API_KEY": "set MOONSHOT_API_KEY to your key from platform.moonshot.cn "
+    "(or leave it unset and use `make run` for the offline fake)",
+    "MOONSHOT_BASE_URL": "use https://api.moonshot.cn/v1 (China) or https://api.moonshot.ai/v1",
+    "LLM_PROXY": "use socks5://host:port, socks5h://host:port or http://host:port",
+    "JIMENG_API_URL": "set JIMENG_API_URL to the jimeng-api service, e.g. http://jimeng-api:5100",
+    "JIMENG_SESSION_ID": "set JIMENG_SESSION_ID to one or more sessionid cookies from jimeng.jianying.com, "
+    "comma-separated, in the image_worker's environment",
+    "GATEWAY_PORT": "use a free TCP port number, e.g. 8000",
+}
+
+
+def load_settings(cls: type[S], *, service: str) -> S:
+    try:
+        return cls()
+    except ValidationError as exc:
+        for line in describe_errors(exc, service=service):
+            print(line, file=sys.stderr)
+        raise SystemExit(EX_CONFIG) from None
+
+
+def describe_errors(exc: ValidationError, *, service: str) -> list[str]:
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        var = str(err["loc"][0]).upper() if err["loc"] else "?"
+        why = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "missing":
+            why = "is missing"
+        fix = FIXES.get(var, "see .env.example")
+        lines.append(f"{service}: configuration error: {var} {why}; fix: {fix}")
+    return lines

@@ -1,0 +1,91 @@
+"""RabbitMQ exchanges and queues, declared from this one place.
+
+A queue declared with different arguments in two services fails with
+PRECONDITION_FAILED at start, so every service builds its queue objects here.
+
+Work queues are quorum queues (RabbitMQ >= 3.8; no 4.x feature is used): durable,
+replicated where there is a cluster, and with `x-delivery-limit` so a message that
+kills its consumer again and again is dead-lettered instead of looping forever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+
+DELIVERY_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Names derive from a prefix so that test runs (and several installs) can share a broker."""
+
+    prefix: str = "storybook"
+
+    # ------------------------------------------------------------------ exchanges
+    @property
+    def work_exchange(self) -> RabbitExchange:
+        return RabbitExchange(f"{self.prefix}.work", type=ExchangeType.DIRECT, durable=True)
+
+    @property
+    def dead_exchange(self) -> RabbitExchange:
+        return RabbitExchange(f"{self.prefix}.dead", type=ExchangeType.FANOUT, durable=True)
+
+    @property
+    def live_exchange(self) -> RabbitExchange:
+        # Topic, routed by `story.<id>`: every gateway replica binds its own queue.
+        return RabbitExchange(f"{self.prefix}.live", type=ExchangeType.TOPIC, durable=True)
+
+    # ------------------------------------------------------------------ routing keys
+    llm_key = "llm.tasks"
+    image_key = "image.tasks"
+    results_key = "gateway.results"
+
+    # ------------------------------------------------------------------ queues
+    def _work_queue(self, key: str) -> RabbitQueue:
+        return RabbitQueue(
+            f"{self.prefix}.{key}",
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            routing_key=key,
+            arguments={
+                "x-dead-letter-exchange": f"{self.prefix}.dead",
+                "x-delivery-limit": DELIVERY_LIMIT,
+            },
+        )
+
+    @property
+    def llm_queue(self) -> RabbitQueue:
+        return self._work_queue(self.llm_key)
+
+    @property
+    def image_queue(self) -> RabbitQueue:
+        return self._work_queue(self.image_key)
+
+    @property
+    def results_queue(self) -> RabbitQueue:
+        return self._work_queue(self.results_key)
+
+    @property
+    def dead_queue(self) -> RabbitQueue:
+        return RabbitQueue(f"{self.prefix}.dead", durable=True)
+
+    def live_queue(self, replica: str) -> RabbitQueue:
+        # One per gateway process, gone with it: what a replica missed while down is
+        # in the store and replayed from there, so nothing here needs to survive.
+        return RabbitQueue(
+            f"{self.prefix}.live.{replica}",
+            exclusive=True,
+            auto_delete=True,
+            routing_key="story.*",
+            arguments={"x-max-length": 100_000, "x-message-ttl": 60_000},
+        )
+
+    @property
+    def work_queue_names(self) -> list[str]:
+        return [self.llm_queue.name, self.image_queue.name, self.results_queue.name]
+
+
+def live_routing_key(story_id: str) -> str:
+    return f"story.{story_id}"

@@ -1,0 +1,83 @@
+"""`make run`: the whole system on this machine, with offline fakes where no key is set.
+
+python -m services.devstack
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from services.devstack.procs import Stack, StackConfig, broker_reachable, port_open
+
+START_BROKER = """RabbitMQ is not reachable at {url}.
+Start one, then run `make run` again:
+  docker run -d --name rabbitmq -p 5672:5672 -p 15672:15672 rabbitmq:3-management
+or on Debian/Ubuntu:  sudo apt-get install -y rabbitmq-server && sudo rabbitmq-server -detached
+(or set RABBITMQ_URL in .env to a broker you have)."""
+
+
+def _dotenv(path: Path = Path(".env")) -> dict[str, str]:
+    """The few variables the launcher itself reads; each service reads .env on its own."""
+    values: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and not key.startswith("#"):
+                values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def main() -> int:
+    env = {**_dotenv(), **os.environ}
+    url = env.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    if not broker_reachable(url):
+        print(START_BROKER.format(url=url), file=sys.stderr)
+        return 1
+    port = int(env.get("GATEWAY_PORT", "8000"))
+    if port_open("127.0.0.1", port):
+        print(f"Port {port} is already in use: stop what holds it or set GATEWAY_PORT.", file=sys.stderr)
+        return 1
+    config = StackConfig(
+        rabbitmq_url=url,
+        gateway_port=port,
+        database_url=env.get("DATABASE_URL", "sqlite+aiosqlite:///var/stories.db"),
+        media_dir=Path(env.get("MEDIA_DIR", "var/media")),
+        story_pages=int(env.get("STORY_PAGES", "6")),
+        use_fake_moonshot=not env.get("MOONSHOT_API_KEY"),
+        use_fake_jimeng=not env.get("JIMENG_SESSION_ID"),
+    )
+    stack = Stack(config, base_env=env)
+    fakes = [n for n, on in (("Moonshot", config.use_fake_moonshot), ("jimeng", config.use_fake_jimeng)) if on]
+    if fakes:
+        print(f"No key for {' and '.join(fakes)}: using the offline fake(s).")
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        stack.start_all()
+        print(f"\nInteractive Storybook is running: http://127.0.0.1:{port}/   (Ctrl-C stops it)\n")
+        while not stopping:
+            if dead := stack.dead():
+                print(f"{', '.join(dead)} stopped unexpectedly; stopping everything.", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        return 0
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"Could not start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("Stopping…")
+        stack.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

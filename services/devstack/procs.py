@@ -1,0 +1,235 @@
+"""Start the whole system as processes: gateway, both workers and, where no real
+upstream is configured, the two fakes. Used by `make run` and by the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def broker_reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    return port_open(parts.hostname or "127.0.0.1", parts.port or 5672)
+
+
+@dataclass
+class Proc:
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path | None = None
+    popen: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def start(self) -> Proc:
+        out: IO[bytes] | int | None = None
+        if self.log_path is not None:
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+            out = self._log
+        self.popen = subprocess.Popen(
+            [sys.executable, *self.args], env=self.env, stdout=out, stderr=subprocess.STDOUT
+        )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def kill(self) -> None:
+        """SIGKILL: the crash a chaos test wants, no goodbye."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+
+def wait_http(url: str, *, timeout: float, proc: Proc | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive:
+            raise RuntimeError(f"{proc.name} exited while starting (see its log)")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}: {exc.read()[:300]!r}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout:.0f}s: {last}")
+
+
+@dataclass
+class StackConfig:
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    prefix: str = "storybook"
+    gateway_port: int = 8000
+    database_url: str = "sqlite+aiosqlite:///var/stories.db"
+    media_dir: Path = Path("var/media")
+    log_dir: Path | None = None
+    story_pages: int = 6
+    # Fakes: started when the real upstream is not configured.
+    use_fake_moonshot: bool = True
+    use_fake_jimeng: bool = True
+    moonshot_port: int = 8101
+    jimeng_port: int = 5100
+    moonshot_ttft: float = 0.8
+    moonshot_tps: float = 25.0
+    jimeng_seconds: float = 8.0
+    jimeng_url_ttl: float = 3 * 3600.0
+    gateways: int = 1
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Stack:
+    def __init__(self, config: StackConfig, base_env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.base_env = dict(base_env if base_env is not None else os.environ)
+        self.procs: dict[str, Proc] = {}
+
+    # -------------------------------------------------------------- urls
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.gateway_port}"
+
+    def gateway_url_of(self, n: int) -> str:
+        return f"http://127.0.0.1:{self.config.gateway_port + n}"
+
+    @property
+    def moonshot_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.moonshot_port}/v1"
+
+    @property
+    def jimeng_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.jimeng_port}"
+
+    # -------------------------------------------------------------- env
+    def service_env(self) -> dict[str, str]:
+        cfg = self.config
+        env = dict(self.base_env)
+        env.update(
+            RABBITMQ_URL=cfg.rabbitmq_url,
+            RABBITMQ_PREFIX=cfg.prefix,
+            DATABASE_URL=cfg.database_url,
+            MEDIA_DIR=str(cfg.media_dir),
+            STORY_PAGES=str(cfg.story_pages),
+            PYTHONUNBUFFERED="1",
+        )
+        if cfg.use_fake_moonshot:
+            env.update(MOONSHOT_BASE_URL=self.moonshot_url, MOONSHOT_API_KEY="sk-offline-fake-key")
+        if cfg.use_fake_jimeng:
+            env.update(JIMENG_API_URL=self.jimeng_url, JIMENG_SESSION_ID="offline-fake-session")
+        if cfg.use_fake_moonshot or cfg.use_fake_jimeng:
+            env.setdefault("APP_ENV", "development")
+        env.update(cfg.extra_env)
+        return env
+
+    def _log(self, name: str) -> Path | None:
+        if self.config.log_dir is None:
+            return None
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        return self.config.log_dir / f"{name}.log"
+
+    # -------------------------------------------------------------- processes
+    def start_fakes(self) -> None:
+        cfg = self.config
+        if cfg.use_fake_moonshot:
+            self._spawn(
+                "fake-moonshot",
+                ["-m", "services.fakes.moonshot", "--port", str(cfg.moonshot_port),
+                 "--ttft", str(cfg.moonshot_ttft), "--tps", str(cfg.moonshot_tps)],
+            )
+        if cfg.use_fake_jimeng:
+            self._spawn(
+                "fake-jimeng",
+                ["-m", "services.fakes.jimeng", "--port", str(cfg.jimeng_port),
+                 "--image-seconds", str(cfg.jimeng_seconds), "--url-ttl", str(cfg.jimeng_url_ttl)],
+            )
+        if cfg.use_fake_moonshot:
+            self._wait_port("fake-moonshot", cfg.moonshot_port)
+        if cfg.use_fake_jimeng:
+            wait_http(f"{self.jimeng_url}/ping", timeout=30, proc=self.procs["fake-jimeng"])
+
+    def _wait_port(self, name: str, port: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.procs[name].alive:
+                raise RuntimeError(f"{name} exited while starting")
+            if port_open("127.0.0.1", port):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{name} did not open port {port}")
+
+    def start_gateway(self, n: int = 0) -> Proc:
+        env = self.service_env()
+        env["GATEWAY_PORT"] = str(self.config.gateway_port + n)
+        env.setdefault("GATEWAY_HOST", "127.0.0.1")
+        name = "gateway" if n == 0 else f"gateway-{n}"
+        proc = self._spawn(name, ["-m", "services.gateway"], env)
+        wait_http(f"{self.gateway_url_of(n)}/readyz", timeout=60, proc=proc)
+        return proc
+
+    def start_worker(self, kind: str, n: int = 0) -> Proc:
+        name = kind if n == 0 else f"{kind}-{n}"
+        return self._spawn(name, ["-m", f"services.{kind}"], self.service_env())
+
+    def start_all(self) -> None:
+        self.start_fakes()
+        for n in range(self.config.gateways):
+            self.start_gateway(n)
+        self.start_worker("llm_worker")
+        self.start_worker("image_worker")
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
+        proc = Proc(name, args, env or self.service_env(), self._log(name)).start()
+        self.procs[name] = proc
+        return proc
+
+    def stop_all(self) -> None:
+        # Services first, fakes last, so nothing logs a spurious upstream failure.
+        order = sorted(self.procs.values(), key=lambda p: p.name.startswith("fake"))
+        for proc in order:
+            proc.stop()
+
+    def dead(self) -> list[str]:
+        return [p.name for p in self.procs.values() if not p.alive]

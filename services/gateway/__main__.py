@@ -1,0 +1,33 @@
+"""python -m services.gateway"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from services.common.logs import setup_logging
+from services.common.settings import load_settings
+from services.gateway.app import create_app
+from services.gateway.config import GatewaySettings
+
+
+def main() -> None:
+    settings = load_settings(GatewaySettings, service="gateway")
+    setup_logging("gateway", settings.log_level)
+    app = create_app(settings)
+    logging.getLogger(__name__).info(
+        "gateway listening on http://%s:%d", settings.gateway_host, settings.gateway_port
+    )
+    uvicorn.run(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_config=None,
+        ws_max_size=64 * 1024,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""HTTP routes: stories, choices, redraws, health."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from services.gateway.api.errors import ApiError, validation_message
+from services.gateway.store.repo import Store
+from services.gateway.stories import Choice, NewStory, StoryService
+
+router = APIRouter()
+
+
+def get_service(request: Request) -> StoryService:
+    service: StoryService = request.app.state.service
+    return service
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+ServiceDep = Annotated[StoryService, Depends(get_service)]
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
+    if not authorization:
+        raise ApiError(
+            401, "unauthorized",
+            "This call needs the story's token: send the header 'Authorization: Bearer <token>'.",
+        )
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401, "unauthorized", "The Authorization header must be 'Bearer <token>'."
+        )
+    return token.strip()
+
+
+TokenDep = Annotated[str, Depends(bearer)]
+
+
+async def json_body(request: Request, model: type[Any]) -> Any:
+    """Parse the body ourselves so every bad body gets the same clear 422."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(422, "invalid_input", "The body is not valid JSON; send a JSON object.") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid_input", "The body must be a JSON object, e.g. {\"premise\": \"...\"}.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_input", validation_message(exc)) from None
+
+
+@router.post("/api/stories", status_code=201)
+async def create_story(request: Request, service: ServiceDep) -> dict[str, str]:
+    req: NewStory = await json_body(request, NewStory)
+    story_id, token = await service.create(req)
+    return {"story_id": story_id, "token": token}
+
+
+@router.get("/api/stories/{story_id}")
+async def read_story(story_id: str, token: TokenDep, store: StoreDep) -> dict[str, Any]:
+    await store.authorize(story_id, token)
+    return await store.read_story(story_id)
+
+
+@router.post("/api/stories/{story_id}/choices", status_code=202)
+async def choose(
+    story_id: str, request: Request, token: TokenDep, service: ServiceDep
+) -> dict[str, str]:
+    await service.store.authorize(story_id, token)
+    req: Choice = await json_body(request, Choice)
+    await service.choose(story_id, req)
+    return {"status": "accepted"}
+
+
+@router.post("/api/stories/{story_id}/pages/{page}/image/retry", status_code=202)
+async def redraw(story_id: str, page: int, token: TokenDep, service: ServiceDep) -> dict[str, str]:
+    await service.store.authorize(story_id, token)
+    await service.redraw(story_id, page)
+    return {"status": "accepted"}
+
+
+@router.post("/api/stories/{story_id}/pages/{page}/retry", status_code=202)
+async def retry_page(
+    story_id: str, page: int, token: TokenDep, service: ServiceDep
+) -> dict[str, str]:
+    await service.store.authorize(story_id, token)
+    await service.retry(story_id, page)
+    return {"status": "accepted"}
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request, service: ServiceDep) -> Response:
+    checks: dict[str, str] = {}
+    checks["broker"] = "ok" if await service.bus.connected() else (
+        "unreachable: the gateway cannot reach RabbitMQ at RABBITMQ_URL"
+    )
+    try:
+        await service.store.ping()
+        checks["store"] = "ok"
+    except Exception as exc:  # any driver error means not ready; the reason is shown
+        checks["store"] = f"unusable: {type(exc).__name__}: check DATABASE_URL"
+    media = service.settings.media_dir
+    try:
+        with tempfile.NamedTemporaryFile(dir=media, prefix=".ready-"):
+            pass
+        checks["media"] = "ok"
+    except OSError as exc:
+        checks["media"] = f"not writable: {exc.strerror}: check MEDIA_DIR ({media})"
+    ready = all(v == "ok" for v in checks.values())
+    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    return JSONResponse(body, status_code=200 if ready else 503)

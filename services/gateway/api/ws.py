@@ -1,0 +1,182 @@
+"""The reader's WebSocket: replay what was missed, then live, each durable event once.
+
+Order of work on connect: subscribe to this replica's hub first, then replay from
+the store every event with seq > after, then drain the live queue. A live event with
+a seq already sent is dropped; one that skips ahead (another replica stored events
+in between) makes us read the gap from the store. So a reader sees every durable
+event exactly once and in order, whichever replica wrote it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from services.gateway.api.errors import error_response, validation_message
+from services.gateway.hub import Hub, Subscription
+from services.gateway.store.repo import Store, StoreError
+from services.gateway.stories import Choice, StoryService
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+@router.websocket("/ws/stories/{story_id}")
+async def story_socket(websocket: WebSocket, story_id: str) -> None:
+    app = websocket.app
+    store: Store = app.state.store
+    hub: Hub = app.state.hub
+    service: StoryService = app.state.service
+    token = websocket.query_params.get("token")
+    try:
+        after = int(websocket.query_params.get("after", "0"))
+        if after < 0:
+            raise ValueError
+    except ValueError:
+        await _deny(websocket, 422, "invalid_input", "after must be a whole number >= 0 (the last seq you saw).")
+        return
+    if not token:
+        await _deny(websocket, 401, "unauthorized", "Connect with ?token=<the story's token>.")
+        return
+    try:
+        await store.authorize(story_id, token)
+    except StoreError as exc:
+        await _deny(websocket, exc.status, exc.code, exc.message)
+        return
+
+    await websocket.accept()
+    sub = hub.subscribe(story_id)
+    try:
+        session = _Session(websocket, store, hub, service, story_id, after)
+        await session.run(sub)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unsubscribe(sub)
+
+
+async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
+    # Refuse the handshake with a real HTTP status and our error body where the
+    # server supports it; otherwise close with a 4xxx code carrying the reason.
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(status, code, message))
+    else:
+        await websocket.close(code=4000 + status, reason=message[:120])
+
+
+class _Session:
+    def __init__(
+        self,
+        ws: WebSocket,
+        store: Store,
+        hub: Hub,
+        service: StoryService,
+        story_id: str,
+        after: int,
+    ) -> None:
+        self.ws, self.store, self.hub, self.service = ws, store, hub, service
+        self.story_id = story_id
+        self.last = after
+        self.text_done: set[int] = set()
+
+    async def run(self, sub: Subscription) -> None:
+        await self._catch_up()
+        # Pages being written right now: what this replica has of them, from offset 0.
+        for page, partial in self.hub.partials(self.story_id):
+            if page not in self.text_done:
+                await self._send({
+                    "type": "page.text.delta", "page": page, "attempt": partial.attempt,
+                    "offset": 0, "delta": partial.text,
+                })
+        reader = asyncio.create_task(self._read_client())
+        writer = asyncio.create_task(self._write_live(sub))
+        overflow = asyncio.create_task(sub.overflowed.wait())
+        tasks = {reader, writer, overflow}
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if overflow in done:
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=1013, reason="too far behind; reconnect with after")
+        for task in done:
+            exc = task.exception() if not task.cancelled() else None
+            if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
+                log.warning("socket closed on error: %r", exc, extra={"story_id": self.story_id})
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self.ws.send_text(json.dumps(frame, ensure_ascii=False))
+
+    async def _send_event(self, frame: dict[str, Any]) -> None:
+        page = frame.get("page")
+        if frame["type"] == "page.text.done" and isinstance(page, int):
+            self.text_done.add(page)
+        elif frame["type"] == "page.started" and isinstance(page, int):
+            self.text_done.discard(page)
+        await self._send(frame)
+        self.last = int(frame["seq"])
+
+    async def _catch_up(self) -> None:
+        while True:
+            events = await self.store.events_after(self.story_id, self.last)
+            for frame in events:
+                await self._send_event(frame)
+            if len(events) < 500:
+                return
+
+    async def _write_live(self, sub: Subscription) -> None:
+        while True:
+            frame = await sub.queue.get()
+            seq = frame.get("seq")
+            if seq is None:
+                page = frame.get("page")
+                if page not in self.text_done:
+                    await self._send(frame)
+                continue
+            if seq <= self.last:
+                continue
+            if seq > self.last + 1:
+                await self._catch_up()
+                if seq <= self.last:
+                    continue
+            await self._send_event(frame)
+
+    async def _read_client(self) -> None:
+        while True:
+            raw = await self.ws.receive_text()
+            try:
+                msg = json.loads(raw)
+                if not isinstance(msg, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                await self._error("invalid_input", "Send JSON objects like {\"type\": \"choose\", \"page\": 0, \"choice\": 1}.")
+                continue
+            kind = msg.get("type")
+            if kind == "ping":
+                await self._send({"type": "pong"})
+                continue
+            if kind not in ("choose", "act"):
+                await self._error("invalid_input", 'type must be "choose" or "act".')
+                continue
+            payload = {"page": msg.get("page")}
+            if kind == "choose":
+                payload["choice"] = msg.get("choice")
+            else:
+                payload["action"] = msg.get("text")
+            try:
+                await self.service.choose(self.story_id, Choice.model_validate(payload))
+            except ValidationError as exc:
+                await self._error("invalid_input", validation_message(exc))
+            except StoreError as exc:
+                await self._error(exc.code, exc.message)
+
+    async def _error(self, code: str, message: str) -> None:
+        await self._send({"type": "error", "error": {"code": code, "message": message}})

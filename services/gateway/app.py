@@ -1,0 +1,116 @@
+"""Builds the gateway: HTTP API, reader WebSocket, the web page and the media it serves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.topology import Topology
+from services.gateway.api import errors, http, ws
+from services.gateway.api.errors import error_response
+from services.gateway.bus import GatewayBus
+from services.gateway.config import GatewaySettings
+from services.gateway.hub import Hub
+from services.gateway.store.repo import Store
+from services.gateway.stories import StoryService
+
+STATIC = Path(__file__).parent / "static"
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit before reading them into memory."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413, "too_large", f"The request body is larger than {self.limit} bytes; send less."
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    topology = Topology(settings.rabbitmq_prefix)
+    store = Store(settings.database_url, topology=topology)
+    hub = Hub(buffer=settings.ws_send_buffer)
+    bus = GatewayBus(url=settings.rabbitmq_url, topology=topology, store=store, hub=hub)
+    service = StoryService(settings=settings, store=store, bus=bus)
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.create_schema()
+        await bus.start()
+        try:
+            yield
+        finally:
+            await bus.stop()
+            await store.close()
+
+    app = FastAPI(
+        title="Interactive Storybook gateway",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.hub = hub
+    app.state.bus = bus
+    app.state.service = service
+    errors.install(app)
+    app.include_router(http.router)
+    app.include_router(ws.router)
+    app.mount(
+        "/media",
+        StaticFiles(directory=settings.media_dir, check_dir=False),
+        name="media",
+    )
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index(_: Request) -> Response:
+        page = STATIC / "index.html"
+        if page.is_file():
+            return FileResponse(page, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse("<h1>Interactive Storybook</h1><p>The reader page is missing.</p>")
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

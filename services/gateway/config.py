@@ -1,0 +1,33 @@
+"""Gateway settings: what it needs to serve readers, validated at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from services.common.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    gateway_host: str = "0.0.0.0"
+    gateway_port: int = Field(default=8000, ge=1, le=65535)
+    database_url: str = Field(default="sqlite+aiosqlite:///var/stories.db")
+    media_dir: Path = Path("var/media")
+    story_pages: int = Field(default=6, ge=2, le=30, description="pages in a story")
+    default_style: str = "watercolor"
+    # A new story is refused with 503 while this many tasks wait in a work queue.
+    max_queue_depth: int = Field(default=500, ge=1)
+    max_body_bytes: int = Field(default=16_384, ge=1024)
+    # Where a replica's socket buffers more than this many events for a slow reader,
+    # the reader is disconnected and resumes with `after` instead of eating memory.
+    ws_send_buffer: int = Field(default=1000, ge=10)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value

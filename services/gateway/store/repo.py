@@ -1,0 +1,521 @@
+"""Story store: every change of a story is one transaction that also appends its events.
+
+Each mutation locks the story row, checks the state, changes it, appends durable
+events with the next `seq` and, when work must follow, writes it to the outbox. The
+caller publishes the returned events and outbox rows after the commit. Applying the
+same worker result twice changes nothing the second time, so redelivery is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, select, update
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from services.common import contracts as c
+from services.common.topology import Topology
+from services.gateway.store.models import Base, Event, Outbox, Page, Story, utcnow
+
+
+class StoreError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(StoreError):
+    status = 404
+    code = "not_found"
+
+
+class Forbidden(StoreError):
+    status = 403
+    code = "forbidden"
+
+
+class Conflict(StoreError):
+    status = 409
+    code = "conflict"
+
+
+@dataclass
+class Changes:
+    """What a committed transaction asks the caller to publish."""
+
+    events: list[c.LiveEvent] = field(default_factory=list)
+    outbox: list[Outbox] = field(default_factory=list)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _make_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        # SQLite: take the write lock when a transaction begins, so two writers (two
+        # gateway replicas on one file) queue up instead of failing on upgrade.
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+class Store:
+    def __init__(self, url: str, *, topology: Topology) -> None:
+        self.engine = _make_engine(url)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.topo = topology
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        """Raise unless the store can write (readiness)."""
+        async with self.sessions.begin() as session:
+            await session.execute(select(Story.id).limit(1))
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions.begin() as session:
+            yield session
+
+    # ------------------------------------------------------------------ helpers
+    async def _lock_story(self, session: AsyncSession, story_id: str) -> Story:
+        story = (
+            await session.execute(select(Story).where(Story.id == story_id).with_for_update())
+        ).scalar_one_or_none()
+        if story is None:
+            raise NotFound(f"No story with id {story_id!r}. Start a new story.")
+        return story
+
+    def _append(
+        self, session: AsyncSession, story: Story, changes: Changes, type_: str, data: dict[str, Any]
+    ) -> None:
+        now = utcnow()
+        story.last_seq += 1
+        story.updated_at = now
+        row = Event(story_id=story.id, seq=story.last_seq, type=type_, data=data, at=now)
+        session.add(row)
+        changes.events.append(
+            c.LiveEvent(story_id=story.id, seq=story.last_seq, type=type_, data=_wire(row))
+        )
+
+    def _send(
+        self, session: AsyncSession, changes: Changes, story_id: str, routing_key: str, msg: Any
+    ) -> None:
+        row = Outbox(routing_key=routing_key, body=msg.model_dump(mode="json"), story_id=story_id)
+        session.add(row)
+        changes.outbox.append(row)
+
+    async def _pages(self, session: AsyncSession, story_id: str) -> list[Page]:
+        rows = await session.execute(
+            select(Page).where(Page.story_id == story_id).order_by(Page.index)
+        )
+        return list(rows.scalars())
+
+    @staticmethod
+    def _brief(story: Story) -> c.StoryBrief:
+        return c.StoryBrief(
+            premise=story.premise,
+            age=story.age,
+            language=story.language,
+            style=story.style,
+            total_pages=story.total_pages,
+        )
+
+    def _page_task(self, story: Story, pages: Sequence[Page], page: Page) -> c.PageTask:
+        so_far = [
+            c.PageSoFar(index=p.index, text=p.text, chosen=_chosen_text(p))
+            for p in pages
+            if p.index < page.index
+        ]
+        assert story.outline is not None
+        return c.PageTask(
+            story_id=story.id,
+            page=page.index,
+            brief=self._brief(story),
+            outline=c.Outline.model_validate(story.outline),
+            story_so_far=so_far,
+            direction=page.direction,
+            attempt=page.text_attempt,
+            image_attempt=page.image_attempt,
+        )
+
+    # ------------------------------------------------------------------ reader actions
+    async def create_story(
+        self, *, premise: str, age: int, language: str, style: str, total_pages: int
+    ) -> tuple[str, str, Changes]:
+        story_id = uuid.uuid4().hex
+        token = secrets.token_urlsafe(32)
+        changes = Changes()
+        async with self._tx() as session:
+            story = Story(
+                id=story_id,
+                token_hash=hash_token(token),
+                premise=premise,
+                age=age,
+                language=language,
+                style=style,
+                total_pages=total_pages,
+                last_seq=0,
+                status="in_progress",
+            )
+            session.add(story)
+            await session.flush()  # the story row first: pages reference it
+            session.add(Page(story_id=story_id, index=0, status="writing"))
+            await session.flush()
+            self._append(session, story, changes, "page.started", {"page": 0})
+            task = c.OutlineTask(story_id=story_id, brief=self._brief(story))
+            self._send(session, changes, story_id, self.topo.llm_key, task)
+        return story_id, token, changes
+
+    async def authorize(self, story_id: str, token: str | None) -> None:
+        async with self.sessions() as session:
+            story = await session.get(Story, story_id)
+        if story is None:
+            raise NotFound(f"No story with id {story_id!r}. Start a new story.")
+        if not token or not hmac.compare_digest(story.token_hash, hash_token(token)):
+            raise Forbidden("This story belongs to another reader: the token does not match.")
+
+    async def read_story(self, story_id: str) -> dict[str, Any]:
+        async with self.sessions() as session:
+            story = await session.get(Story, story_id)
+            if story is None:
+                raise NotFound(f"No story with id {story_id!r}. Start a new story.")
+            pages = await self._pages(session, story_id)
+        return {
+            "story_id": story.id,
+            "title": story.title,
+            "status": story.status,
+            "premise": story.premise,
+            "age": story.age,
+            "language": story.language,
+            "style": story.style,
+            "total_pages": story.total_pages,
+            "created_at": _iso(story.created_at),
+            "last_seq": story.last_seq,
+            "pages": [_page_view(p) for p in pages],
+        }
+
+    async def events_after(self, story_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Event)
+                .where(Event.story_id == story_id, Event.seq > after)
+                .order_by(Event.seq)
+                .limit(limit)
+            )
+            return [{"type": r.type, "seq": r.seq, **_wire(r)} for r in rows.scalars()]
+
+    async def choose(
+        self, story_id: str, *, page: int, choice: int | None, action: str | None
+    ) -> Changes:
+        changes = Changes()
+        async with self._tx() as session:
+            story = await self._lock_story(session, story_id)
+            pages = await self._pages(session, story_id)
+            if story.status != "in_progress":
+                raise Conflict(f"The story is {story.status}; no more choices can be made.")
+            latest = pages[-1]
+            if page != latest.index:
+                raise Conflict(
+                    f"Page {page} is not the latest page ({latest.index}); "
+                    "choose on the latest page."
+                )
+            if latest.status != "done":
+                raise Conflict(f"Page {page} is still being written; wait for its choices.")
+            if latest.chosen_choice is not None or latest.chosen_action is not None:
+                raise Conflict(f"A choice was already made for page {page}.")
+            if not latest.choices:
+                raise Conflict(f"Page {page} is the ending; it has no choices.")
+            if choice is not None:
+                if not 0 <= choice < len(latest.choices):
+                    raise StoreError(
+                        f"choice must be between 0 and {len(latest.choices) - 1} for page {page}."
+                    )
+                latest.chosen_choice = choice
+                direction = latest.choices[choice]
+            else:
+                assert action is not None
+                latest.chosen_action = action
+                direction = action
+            self._append(
+                session, story, changes, "page.chosen",
+                {"page": page, "choice": choice, "action": action},
+            )
+            nxt = Page(story_id=story_id, index=page + 1, status="writing", direction=direction)
+            session.add(nxt)
+            await session.flush()
+            self._append(session, story, changes, "page.started", {"page": nxt.index})
+            task = self._page_task(story, [*pages, nxt], nxt)
+            self._send(session, changes, story_id, self.topo.llm_key, task)
+        return changes
+
+    async def retry_page(self, story_id: str, *, page: int) -> Changes:
+        changes = Changes()
+        async with self._tx() as session:
+            story = await self._lock_story(session, story_id)
+            pages = await self._pages(session, story_id)
+            target = next((p for p in pages if p.index == page), None)
+            if target is None:
+                raise NotFound(f"Story {story_id} has no page {page}.")
+            if target.status != "failed":
+                raise Conflict(f"Page {page} has not failed; nothing to write again.")
+            target.status = "writing"
+            target.error = None
+            target.text = ""
+            target.text_attempt += 1
+            if target.image_status != "ready":
+                target.image_attempt += 1
+                target.image_status = "pending"
+                target.image_error = None
+                target.image_started_at = None
+            story.status = "in_progress"
+            self._append(session, story, changes, "page.started", {"page": page})
+            if story.outline is None:
+                task: Any = c.OutlineTask(
+                    story_id=story_id, brief=self._brief(story), attempt=target.text_attempt
+                )
+            else:
+                task = self._page_task(story, pages, target)
+            self._send(session, changes, story_id, self.topo.llm_key, task)
+        return changes
+
+    async def redraw(self, story_id: str, *, page: int) -> Changes:
+        changes = Changes()
+        async with self._tx() as session:
+            story = await self._lock_story(session, story_id)
+            target = await session.get(Page, (story_id, page), with_for_update=True)
+            if target is None:
+                raise NotFound(f"Story {story_id} has no page {page}.")
+            if not target.image_prompt:
+                raise Conflict(
+                    f"Page {page} has no picture description yet; wait for the page to be written."
+                )
+            if target.image_status == "pending":
+                raise Conflict(f"The picture of page {page} is being drawn already.")
+            target.image_attempt += 1
+            target.image_status = "pending"
+            target.image_error = None
+            target.image_started_at = utcnow()
+            self._append(
+                session, story, changes, "page.image.started",
+                {"page": page, "attempt": target.image_attempt},
+            )
+            task = c.ImageTask(
+                story_id=story_id, page=page, prompt=target.image_prompt,
+                attempt=target.image_attempt,
+            )
+            self._send(session, changes, story_id, self.topo.image_key, task)
+        return changes
+
+    # ------------------------------------------------------------------ worker results
+    async def apply(self, result: Any) -> Changes:
+        """Apply a worker's result once; a duplicate or stale result changes nothing."""
+        changes = Changes()
+        async with self._tx() as session:
+            story = await self._lock_story(session, result.story_id)
+            match result:
+                case c.OutlineReady():
+                    await self._outline_ready(session, story, result, changes)
+                case c.ImageRequested():
+                    await self._image_requested(session, story, result, changes)
+                case c.PageTextDone():
+                    await self._text_done(session, story, result, changes)
+                case c.PageFailed():
+                    await self._page_failed(session, story, result, changes)
+                case c.ImageReady():
+                    await self._image_ready(session, story, result, changes)
+                case c.ImageFailed():
+                    await self._image_failed(session, story, result, changes)
+        return changes
+
+    async def _outline_ready(
+        self, session: AsyncSession, story: Story, r: c.OutlineReady, changes: Changes
+    ) -> None:
+        if story.outline is not None:
+            return
+        first = await session.get(Page, (story.id, 0))
+        if first is None or first.status != "writing":
+            return
+        story.outline = r.outline.model_dump(mode="json")
+        story.title = r.outline.title
+        self._append(session, story, changes, "story.outlined", {"title": r.outline.title})
+        task = self._page_task(story, [first], first)
+        self._send(session, changes, story.id, self.topo.llm_key, task)
+
+    async def _image_requested(
+        self, session: AsyncSession, story: Story, r: c.ImageRequested, changes: Changes
+    ) -> None:
+        page = await session.get(Page, (story.id, r.page))
+        if page is None or r.attempt != page.image_attempt:
+            return
+        if page.image_prompt == r.prompt and page.image_started_at is not None:
+            return
+        page.image_prompt = r.prompt
+        if page.image_status == "pending" and page.image_started_at is None:
+            page.image_started_at = utcnow()
+            self._append(
+                session, story, changes, "page.image.started",
+                {"page": r.page, "attempt": r.attempt},
+            )
+
+    async def _text_done(
+        self, session: AsyncSession, story: Story, r: c.PageTextDone, changes: Changes
+    ) -> None:
+        page = await session.get(Page, (story.id, r.page))
+        if page is None or page.status != "writing" or r.attempt != page.text_attempt:
+            return
+        last = r.page >= story.total_pages - 1
+        page.text = r.text
+        page.choices = [] if last else list(r.choices)
+        page.status = "done"
+        page.image_prompt = page.image_prompt or r.image_prompt
+        self._append(
+            session, story, changes, "page.text.done",
+            {"page": r.page, "text": page.text, "choices": page.choices},
+        )
+        if last:
+            story.status = "ended"
+            self._append(session, story, changes, "story.ended", {})
+
+    async def _page_failed(
+        self, session: AsyncSession, story: Story, r: c.PageFailed, changes: Changes
+    ) -> None:
+        page = await session.get(Page, (story.id, r.page))
+        if page is None or page.status != "writing" or r.attempt != page.text_attempt:
+            return
+        page.status = "failed"
+        page.error = r.error.model_dump()
+        story.status = "failed"
+        self._append(
+            session, story, changes, "page.failed", {"page": r.page, "error": page.error}
+        )
+
+    async def _image_ready(
+        self, session: AsyncSession, story: Story, r: c.ImageReady, changes: Changes
+    ) -> None:
+        page = await session.get(Page, (story.id, r.page))
+        if page is None or r.attempt != page.image_attempt or page.image_status != "pending":
+            return
+        page.image_status = "ready"
+        page.image_path = r.media_path
+        page.image_error = None
+        self._append(
+            session, story, changes, "page.image.done",
+            {"page": r.page, "url": media_url(r.media_path)},
+        )
+
+    async def _image_failed(
+        self, session: AsyncSession, story: Story, r: c.ImageFailed, changes: Changes
+    ) -> None:
+        page = await session.get(Page, (story.id, r.page))
+        if page is None or r.attempt != page.image_attempt or page.image_status != "pending":
+            return
+        page.image_status = "failed"
+        page.image_error = r.error.model_dump()
+        self._append(
+            session, story, changes, "page.image.failed",
+            {"page": r.page, "error": page.image_error},
+        )
+
+    # ------------------------------------------------------------------ outbox
+    async def pending_outbox(self, *, older_than: timedelta, limit: int = 100) -> list[Outbox]:
+        cutoff = utcnow() - older_than
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Outbox)
+                .where(Outbox.published_at.is_(None), Outbox.created_at < cutoff)
+                .order_by(Outbox.id)
+                .limit(limit)
+            )
+            return list(rows.scalars())
+
+    async def mark_published(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        async with self._tx() as session:
+            await session.execute(
+                update(Outbox).where(Outbox.id.in_(list(ids))).values(published_at=utcnow())
+            )
+
+
+def media_url(media_path: str) -> str:
+    return f"/media/{media_path}"
+
+
+def _chosen_text(page: Page) -> str | None:
+    if page.chosen_action is not None:
+        return page.chosen_action
+    if page.chosen_choice is not None and page.chosen_choice < len(page.choices):
+        return page.choices[page.chosen_choice]
+    return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def _wire(row: Event) -> dict[str, Any]:
+    return {**row.data, "at": _iso(row.at or utcnow())}
+
+
+def _page_view(p: Page) -> dict[str, Any]:
+    chosen = None
+    if p.chosen_choice is not None or p.chosen_action is not None:
+        chosen = {"choice": p.chosen_choice, "action": p.chosen_action}
+    return {
+        "index": p.index,
+        "status": p.status,
+        "text": p.text,
+        "choices": list(p.choices or []),
+        "chosen": chosen,
+        "error": p.error,
+        "image": {
+            "status": p.image_status,
+            "url": media_url(p.image_path) if p.image_path and p.image_status == "ready" else None,
+            "error": p.image_error,
+            "started_at": _iso(p.image_started_at),
+        },
+    }

@@ -1,0 +1,97 @@
+"""What a reader can do to a story, shared by the HTTP API and the WebSocket."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+
+from services.common.contracts import MAX_ACTION, MAX_PREMISE
+from services.gateway.bus import GatewayBus
+from services.gateway.config import GatewaySettings
+from services.gateway.store.repo import Changes, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+Premise = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PREMISE)]
+Action = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ACTION)]
+Style = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+
+
+class NewStory(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    premise: Premise = Field(description="what the story is about, 1-500 characters")
+    age: StrictInt = Field(default=6, ge=3, le=12, description="the child's age, 3-12")
+    language: Literal["zh", "en"] = "zh"
+    style: Style | None = None
+
+
+class Choice(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    page: StrictInt = Field(ge=0)
+    choice: StrictInt | None = Field(default=None, ge=0)
+    action: Action | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Choice:
+        if (self.choice is None) == (self.action is None):
+            raise ValueError('send either "choice" (the number of a choice) or "action" (your own idea), not both')
+        return self
+
+
+class Busy(StoreError):
+    status = 503
+    code = "busy"
+
+
+class StoryService:
+    def __init__(self, *, settings: GatewaySettings, store: Store, bus: GatewayBus) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+
+    async def _require_broker(self) -> None:
+        if not await self.bus.connected():
+            raise Busy(
+                "The story machine cannot reach its message broker right now. "
+                "Nothing was started; please try again in a few seconds."
+            )
+
+    async def _publish(self, changes: Changes) -> None:
+        # The transaction is committed: the work is in the outbox. If publishing
+        # fails now, the relay publishes it later; the reader's request stands.
+        try:
+            await self.bus.publish(changes)
+        except Exception:
+            log.warning("publish deferred to the outbox relay", exc_info=True)
+
+    async def create(self, req: NewStory) -> tuple[str, str]:
+        await self._require_broker()
+        story_id, token, changes = await self.store.create_story(
+            premise=req.premise,
+            age=req.age,
+            language=req.language,
+            style=req.style or self.settings.default_style,
+            total_pages=self.settings.story_pages,
+        )
+        await self._publish(changes)
+        log.info("story started", extra={"story_id": story_id})
+        return story_id, token
+
+    async def choose(self, story_id: str, req: Choice) -> None:
+        await self._require_broker()
+        changes = await self.store.choose(
+            story_id, page=req.page, choice=req.choice, action=req.action
+        )
+        await self._publish(changes)
+
+    async def redraw(self, story_id: str, page: int) -> None:
+        await self._require_broker()
+        await self._publish(await self.store.redraw(story_id, page=page))
+
+    async def retry(self, story_id: str, page: int) -> None:
+        await self._require_broker()
+        await self._publish(await self.store.retry_page(story_id, page=page))

@@ -1,0 +1,150 @@
+"""The Moonshot client (openai SDK) and what each of its errors means for a page.
+
+One client per process. The SDK's own retries are off: it would retry quota
+exhaustion and spend the RPM budget; we classify every error ourselves.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import openai
+from openai import AsyncOpenAI
+
+from services.llm_worker.config import LlmSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LlmError(Exception):
+    """A failed attempt: `code` reaches the reader, `retryable` decides what happens next."""
+
+    code: str
+    message: str
+    retryable: bool = False
+    retry_after: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_client(settings: LlmSettings) -> AsyncOpenAI:
+    proxy = settings.llm_proxy
+    if proxy and _is_loopback(settings.moonshot_base_url):
+        # An explicit proxy overrides NO_PROXY; a loopback fake must be reached directly.
+        log.warning("LLM_PROXY ignored: MOONSHOT_BASE_URL is a loopback address")
+        proxy = None
+    http_client = httpx.AsyncClient(
+        proxy=proxy,
+        # Only LLM_PROXY applies: a stray ALL_PROXY in the environment must not
+        # silently reroute (or break) the story writer.
+        trust_env=False,
+        timeout=httpx.Timeout(settings.llm_timeout, connect=10.0),
+        limits=httpx.Limits(max_connections=max(16, settings.llm_concurrency * 2)),
+    )
+    return AsyncOpenAI(
+        api_key=settings.moonshot_api_key.get_secret_value(),
+        base_url=settings.moonshot_base_url,
+        max_retries=0,
+        http_client=http_client,
+    )
+
+
+_AFTER = re.compile(r"after\s+(\d+(?:\.\d+)?)\s*s", re.IGNORECASE)
+
+
+def classify(exc: Exception) -> LlmError:
+    """Map an SDK or transport error to what the page should do about it."""
+    if isinstance(exc, LlmError):
+        return exc
+    if isinstance(exc, openai.APIStatusError):
+        kind, message = _error_body(exc.body)
+        status = exc.status_code
+        if status == 429 and kind == "exceeded_current_quota_error":
+            return LlmError("llm_quota", "The Moonshot account has no quota left; top it up.")
+        if status == 429 and kind == "rate_limit_reached_error":
+            match = _AFTER.search(message)
+            wait = float(match.group(1)) if match else 5.0
+            return LlmError("llm_rate_limited", "Moonshot rate limit reached.", True, wait)
+        if status == 429:
+            return LlmError("llm_unavailable", "Moonshot is overloaded.", True)
+        if status in (401, 403):
+            return LlmError("llm_auth", "Moonshot refused the API key (check MOONSHOT_API_KEY).")
+        if status == 404:
+            return LlmError("llm_model", "Moonshot does not know the model (check MOONSHOT_MODEL).")
+        if status == 400 and kind == "content_filter":
+            return LlmError("llm_content_filter", "The story idea was refused by the content filter.")
+        if status == 400:
+            return LlmError("llm_failed", f"Moonshot rejected the request: {message[:200]}")
+        if status >= 500:
+            return LlmError("llm_unavailable", f"Moonshot server error ({status}).", True)
+        return LlmError("llm_failed", f"Moonshot answered {status}.", True)
+    if isinstance(exc, openai.APITimeoutError | TimeoutError):
+        return LlmError("llm_unavailable", "Moonshot did not answer in time.", True)
+    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+        return LlmError("llm_unavailable", "Moonshot could not be reached (network or proxy).", True)
+    if isinstance(exc, openai.APIError):
+        # An error object in the middle of a stream surfaces as a bare APIError.
+        return LlmError("llm_unavailable", f"The stream broke off: {str(exc)[:200]}", True)
+    return LlmError("llm_failed", f"Unexpected error: {type(exc).__name__}", True)
+
+
+def _error_body(body: object) -> tuple[str, str]:
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            return str(err.get("type", "")), str(err.get("message", ""))
+    return "", ""
+
+
+def usage_of(chunk: Any) -> dict[str, int] | None:
+    """Moonshot puts usage inside the last chunk's choice, not at the top level."""
+    if chunk.choices:
+        extra = chunk.choices[0].model_extra or {}
+        usage = extra.get("usage")
+        if isinstance(usage, dict):
+            return {k: int(v) for k, v in usage.items() if isinstance(v, int)}
+    if getattr(chunk, "usage", None) is not None:
+        return {k: int(v) for k, v in chunk.usage.model_dump().items() if isinstance(v, int)}
+    return None
+
+
+async def stream_text(
+    client: AsyncOpenAI,
+    settings: LlmSettings,
+    messages: list[dict[str, str]],
+    usage: dict[str, int],
+) -> AsyncGenerator[str]:
+    """Yield content pieces of one JSON-mode completion; fills `usage` at the end."""
+    stream = await client.chat.completions.create(  # type: ignore[call-overload]
+        model=settings.moonshot_model,
+        messages=messages,
+        temperature=settings.moonshot_temperature,
+        max_tokens=settings.llm_max_tokens,
+        response_format={"type": "json_object"},
+        stream=True,
+    )
+    async with stream:
+        async for chunk in stream:
+            if found := usage_of(chunk):
+                usage.update(found)
+            if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                yield chunk.choices[0].delta.content

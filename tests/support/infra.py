@@ -1,0 +1,65 @@
+"""Where the tests find RabbitMQ and PostgreSQL.
+
+RABBITMQ_URL / TEST_POSTGRES_URL first (CI and this machine run both locally);
+testcontainers only where a Docker engine answers. Without either, the tests that
+need them fail with a sentence saying how to provide them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+def _docker_answers() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@contextmanager
+def rabbitmq_url() -> Iterator[str]:
+    url = os.environ.get("RABBITMQ_URL")
+    if url:
+        yield url
+        return
+    if _docker_answers():
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        with RabbitMqContainer("rabbitmq:3.13-management") as rabbit:
+            params = rabbit.get_connection_params()
+            yield f"amqp://guest:guest@{params.host}:{params.port}/"
+        return
+    raise RuntimeError(
+        "No RabbitMQ for the tests: set RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/ "
+        "(e.g. after `rabbitmq-server -detached`) or run them where Docker works."
+    )
+
+
+@contextmanager
+def postgres_admin_url() -> Iterator[str]:
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver="asyncpg") as pg:
+            yield pg.get_connection_url()
+        return
+    raise RuntimeError(
+        "No PostgreSQL for the store tests: set "
+        "TEST_POSTGRES_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/postgres."
+    )
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,82 @@
+"""Each documented upstream failure maps to what the page or picture should do."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from services.image_worker.jimeng import SessionPool, classify as classify_jimeng
+from services.llm_worker.moonshot import classify as classify_llm
+
+
+def api_error(status: int, kind: str, message: str = "m") -> openai.APIStatusError:
+    request = httpx.Request("POST", "http://x/v1/chat/completions")
+    body = {"error": {"type": kind, "message": message}}
+    response = httpx.Response(status, json=body, request=request)
+    return openai.APIStatusError(message, response=response, body=body)
+
+
+@pytest.mark.parametrize(
+    "status, kind, code, retryable",
+    [
+        (429, "rate_limit_reached_error", "llm_rate_limited", True),
+        (429, "engine_overloaded_error", "llm_unavailable", True),
+        (429, "exceeded_current_quota_error", "llm_quota", False),
+        (401, "invalid_authentication_error", "llm_auth", False),
+        (403, "permission_denied_error", "llm_auth", False),
+        (404, "resource_not_found_error", "llm_model", False),
+        (400, "content_filter", "llm_content_filter", False),
+        (400, "invalid_request_error", "llm_failed", False),
+        (500, "server_error", "llm_unavailable", True),
+    ],
+)
+def test_moonshot_errors(status: int, kind: str, code: str, retryable: bool) -> None:
+    err = classify_llm(api_error(status, kind))
+    assert (err.code, err.retryable) == (code, retryable)
+
+
+def test_rate_limit_waits_as_long_as_it_says() -> None:
+    err = classify_llm(api_error(429, "rate_limit_reached_error", "max RPM: 3, please try again after 7 seconds"))
+    assert err.retry_after == 7.0
+
+
+def test_transport_failures_are_retryable() -> None:
+    err = classify_llm(openai.APIConnectionError(request=httpx.Request("POST", "http://x")))
+    assert err.retryable and err.code == "llm_unavailable"
+
+
+@pytest.mark.parametrize(
+    "body, code, retryable, policy",
+    [
+        ({"code": -2002, "message": "[登录失效]", "data": None}, "image_session_expired", False, False),
+        ({"code": -2009, "message": "[积分不足]", "data": None}, "image_no_credits", False, False),
+        ({"code": -2001, "message": "[请求失败]: x (错误码: 1006)", "data": None}, "image_no_credits", False, False),
+        ({"code": -2001, "message": "[请求失败]: shark not pass (错误码: 1019)", "data": None}, "image_failed", True, False),
+        ({"code": -2006, "message": "[内容违规]", "data": None}, "image_content_policy", False, True),
+        ({"code": -2007, "message": "图像生成失败，状态码: 30，错误码: 2038", "data": None}, "image_content_policy", False, True),
+        ({"code": -2007, "message": "timed out with no results", "data": None}, "image_failed", True, False),
+        ({"code": -1000, "message": "timeout of 45000ms exceeded", "data": None}, "image_failed", True, False),
+        ({"code": -2000, "message": "Params body.prompt invalid", "data": None}, "image_failed", False, False),
+        ({"created": 1, "data": []}, "image_failed", True, False),
+        ("<html>502</html>", "image_failed", True, False),
+    ],
+)
+def test_jimeng_http_200_errors(body: object, code: str, retryable: bool, policy: bool) -> None:
+    err = classify_jimeng(body)
+    assert err is not None
+    assert (err.code, err.retryable, err.policy) == (code, retryable, policy)
+
+
+def test_jimeng_success() -> None:
+    assert classify_jimeng({"created": 1, "data": [{"url": "https://x/a.webp"}]}) is None
+
+
+def test_dead_session_ids_are_skipped_not_picked_at_random() -> None:
+    pool = SessionPool(["a", "b", "c"])
+    pool.kill("b")
+    picks = [pool.pick() for _ in range(6)]
+    assert "b" not in picks and set(picks) == {"a", "c"}
+    pool.kill("a")
+    pool.kill("c")
+    assert pool.pick() is None
