@@ -4,7 +4,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from services.devstack.procs import Stack
 from tests.support.infra import postgres_admin_url, rabbitmq_url
+from tests.support.stack import running_stack
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +19,10 @@ def amqp_url() -> Iterator[str]:
 def pg_admin_url() -> Iterator[str]:
     with postgres_admin_url() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Gateway, both workers and both fakes as processes on the real broker (shared)."""
+    with running_stack(amqp_url, tmp_path_factory.mktemp("stack"), name="shared") as running:
+        yield running

@@ -1,7 +1,8 @@
 """Where the tests find RabbitMQ and PostgreSQL.
 
-RABBITMQ_URL / TEST_POSTGRES_URL first (CI and this machine run both locally);
-testcontainers only where a Docker engine answers. Without either, the tests that
+RABBITMQ_URL / TEST_POSTGRES_URL first, then a broker / server on its standard local
+port (CI and the development machines run both); testcontainers only where a
+Docker engine answers. Without either, the tests that
 need them fail with a sentence saying how to provide them.
 """
 
@@ -9,10 +10,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+
+def _local(port: int) -> bool:
+    """A service on its standard port here (as on the development machines and CI)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _docker_answers() -> bool:
@@ -27,6 +38,8 @@ def _docker_answers() -> bool:
 @contextmanager
 def rabbitmq_url() -> Iterator[str]:
     url = os.environ.get("RABBITMQ_URL")
+    if not url and _local(5672):
+        url = "amqp://guest:guest@127.0.0.1:5672/"
     if url:
         yield url
         return
@@ -46,6 +59,8 @@ def rabbitmq_url() -> Iterator[str]:
 @contextmanager
 def postgres_admin_url() -> Iterator[str]:
     url = os.environ.get("TEST_POSTGRES_URL")
+    if not url and _local(5432):
+        url = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     if url:
         yield url
         return

@@ -51,6 +51,11 @@ class Forbidden(StoreError):
     code = "forbidden"
 
 
+class Invalid(StoreError):
+    status = 422
+    code = "invalid_input"
+
+
 class Conflict(StoreError):
     status = 409
     code = "conflict"
@@ -268,7 +273,7 @@ class Store:
                 raise Conflict(f"Page {page} is the ending; it has no choices.")
             if choice is not None:
                 if not 0 <= choice < len(latest.choices):
-                    raise StoreError(
+                    raise Invalid(
                         f"choice must be between 0 and {len(latest.choices) - 1} for page {page}."
                     )
                 latest.chosen_choice = choice

@@ -1,0 +1,167 @@
+"""The story store on both databases: ordering, idempotence, conflicts, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.common import contracts as c
+from services.common.topology import Topology
+from services.gateway.store.repo import Conflict, NotFound, Store, StoreError
+from tests.support.infra import unique
+
+OUTLINE = c.Outline(
+    title="图图去月亮",
+    characters=[c.Character(name="图图", look="a small white rabbit with a red scarf")],
+    style="crayon",
+    arc=["a", "b", "c"],
+)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'stories.db'}"
+        return
+    admin = request.getfixturevalue("pg_admin_url")
+    name = unique("storytest_")
+    dsn = admin.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    yield admin.rsplit("/", 1)[0] + f"/{name}"
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await conn.close()
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    s = Store(store_url, topology=Topology("t"))
+    await s.create_schema()
+    yield s
+    await s.close()
+
+
+async def new_story(store: Store, pages: int = 3) -> str:
+    story_id, _, _ = await store.create_story(
+        premise="一只想去月亮上的小兔子", age=5, language="zh", style="crayon", total_pages=pages
+    )
+    return story_id
+
+
+async def write_page(store: Store, sid: str, page: int, choices: list[str] | None = None) -> None:
+    await store.apply(c.PageTextDone(
+        story_id=sid, page=page, text=f"第{page}页", choices=choices or ["左", "右"], image_prompt="p"
+    ))
+
+
+async def test_a_story_runs_to_its_end_and_survives_a_restart(store: Store, store_url: str) -> None:
+    sid = await new_story(store)
+    changes = await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))
+    assert [e.type for e in changes.events] == ["story.outlined"]
+    assert changes.outbox[0].body["kind"] == "page" and changes.outbox[0].body["page"] == 0
+    await write_page(store, sid, 0)
+    await store.choose(sid, page=0, choice=1, action=None)
+    await write_page(store, sid, 1)
+    nxt = await store.choose(sid, page=1, choice=None, action="去找猫头鹰")
+    task = c.PageTask.model_validate(nxt.outbox[0].body)
+    assert task.direction == "去找猫头鹰"
+    assert [(p.index, p.chosen) for p in task.story_so_far] == [(0, "右"), (1, "去找猫头鹰")]
+    ended = await store.apply(c.PageTextDone(story_id=sid, page=2, text="完", choices=["x"], image_prompt="p"))
+    assert [e.type for e in ended.events] == ["page.text.done", "story.ended"]
+    assert ended.events[0].data["choices"] == [], "the last page has no choices"
+
+    reopened = Store(store_url, topology=Topology("t"))
+    try:
+        story = await reopened.read_story(sid)
+        events = await reopened.events_after(sid, 0)
+    finally:
+        await reopened.close()
+    assert story["status"] == "ended" and story["title"] == "图图去月亮"
+    assert [p["text"] for p in story["pages"]] == ["第0页", "第1页", "完"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_redelivered_and_stale_results_change_nothing(store: Store) -> None:
+    sid = await new_story(store)
+    await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))
+    assert (await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))).events == []
+    await write_page(store, sid, 0)
+    assert (await store.apply(c.PageTextDone(
+        story_id=sid, page=0, text="again", choices=["a", "b"], image_prompt="p"
+    ))).events == []
+    ready = c.ImageReady(story_id=sid, page=0, media_path=f"{sid}/a.webp")
+    assert len((await store.apply(ready)).events) == 1
+    assert (await store.apply(ready)).events == []
+    # A redraw makes the first attempt's late results stale.
+    redraw = await store.redraw(sid, page=0)
+    assert c.ImageTask.model_validate(redraw.outbox[0].body).attempt == 2
+    late = c.ImageFailed(story_id=sid, page=0, error=c.ErrorInfo(code="x", message="y"), attempt=1)
+    assert (await store.apply(late)).events == []
+    story = await store.read_story(sid)
+    assert story["pages"][0]["text"] == "第0页" and story["pages"][0]["image"]["status"] == "pending"
+
+
+async def test_choice_rules(store: Store) -> None:
+    sid = await new_story(store)
+    with pytest.raises(Conflict, match="still being written"):
+        await store.choose(sid, page=0, choice=0, action=None)
+    await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))
+    await write_page(store, sid, 0)
+    with pytest.raises(StoreError, match="between 0 and 1"):
+        await store.choose(sid, page=0, choice=5, action=None)
+    with pytest.raises(Conflict, match="not the latest"):
+        await store.choose(sid, page=3, choice=0, action=None)
+    with pytest.raises(NotFound):
+        await store.choose("nope", page=0, choice=0, action=None)
+
+    # Ten readers' taps on the same page at once: exactly one wins, nothing else changes.
+    results = await asyncio.gather(
+        *(store.choose(sid, page=0, choice=i % 2, action=None) for i in range(10)),
+        return_exceptions=True,
+    )
+    won = [r for r in results if not isinstance(r, Exception)]
+    assert len(won) == 1 and all(isinstance(r, Conflict) for r in results if r not in won)
+    story = await store.read_story(sid)
+    assert len(story["pages"]) == 2
+    events = await store.events_after(sid, 0)
+    assert [e["type"] for e in events].count("page.chosen") == 1
+
+
+async def test_concurrent_results_get_distinct_consecutive_seqs(store: Store) -> None:
+    sid = await new_story(store, pages=2)
+    await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))
+    await asyncio.gather(
+        store.apply(c.ImageRequested(story_id=sid, page=0, prompt="p")),
+        write_page(store, sid, 0),
+        store.apply(c.ImageReady(story_id=sid, page=0, media_path=f"{sid}/x.webp")),
+    )
+    seqs = [e["seq"] for e in await store.events_after(sid, 0)]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) == 5
+
+
+async def test_outbox_keeps_unpublished_work(store: Store) -> None:
+    sid = await new_story(store)
+    pending = await store.pending_outbox(older_than=timedelta(0))
+    mine = [row for row in pending if row.story_id == sid]
+    assert len(mine) == 1 and mine[0].routing_key == "llm.tasks"
+    await store.mark_published([mine[0].id])
+    assert sid not in {r.story_id for r in await store.pending_outbox(older_than=timedelta(0))}
+
+
+async def test_tokens(store: Store) -> None:
+    sid, token, _ = await store.create_story(
+        premise="x", age=6, language="en", style="cartoon", total_pages=3
+    )
+    await store.authorize(sid, token)
+    with pytest.raises(StoreError) as info:
+        await store.authorize(sid, token[:-1] + ("A" if token[-1] != "A" else "B"))
+    assert info.value.status == 403
+    with pytest.raises(NotFound):
+        await store.authorize("0" * 32, token)

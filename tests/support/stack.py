@@ -1,0 +1,45 @@
+"""The whole system as real processes for end-to-end and browser tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from services.devstack.procs import Stack, StackConfig, free_port
+from tests.support.broker import delete_topology
+from tests.support.infra import unique
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@contextmanager
+def running_stack(amqp_url: str, tmp: Path, *, name: str, **overrides: object) -> Iterator[Stack]:
+    prefix = unique(f"t{name}-")
+    port = free_port()
+    config = StackConfig(
+        rabbitmq_url=amqp_url,
+        prefix=prefix,
+        gateway_port=port,
+        database_url=f"sqlite+aiosqlite:///{tmp / 'stories.db'}",
+        media_dir=tmp / "media",
+        log_dir=ARTIFACTS / "logs" / name,
+        story_pages=4,
+        moonshot_port=free_port(),
+        jimeng_port=free_port(),
+        moonshot_ttft=0.2,
+        moonshot_tps=80.0,
+        jimeng_seconds=1.5,
+        jimeng_url_ttl=4.0,
+        gateways=2,
+    )
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    stack = Stack(config)
+    try:
+        stack.start_all()
+        yield stack
+    finally:
+        stack.stop_all()
+        asyncio.run(delete_topology(amqp_url, prefix))
