@@ -21,7 +21,16 @@ def make_broker(url: str, **kwargs: Any) -> RabbitBroker:
     # Robust connection (aio-pika) reconnects by itself after a broker restart and
     # restores consumers; publisher confirms are on by default, so an awaited publish
     # means the broker has the message.
-    return RabbitBroker(url, reconnect_interval=1.0, graceful_timeout=30.0, **kwargs)
+    return RabbitBroker(
+        url,
+        reconnect_interval=1.0,
+        graceful_timeout=30.0,
+        # Through our JSON, secret-scrubbing handler like every other line.
+        logger=logging.getLogger("faststream"),
+        # Per-message "received/processed" lines only at DEBUG: deltas are many.
+        log_level=logging.DEBUG,
+        **kwargs,
+    )
 
 
 async def declare_topology(broker: RabbitBroker, topo: Topology) -> None:

@@ -45,7 +45,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key in ("story_id", "page", "request_id", "attempt", "code"):
+        for key in ("story_id", "page", "request_id", "attempt", "code", "usage"):
             value = getattr(record, key, None)
             if value is not None:
                 line[key] = value
@@ -60,6 +60,11 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # FastStream installs its own coloured handlers; route it through ours instead.
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("faststream")]:
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
     # Per-request lines from these are noise at INFO; their warnings still show.
     for noisy in ("httpx", "httpcore", "aiormq", "aio_pika", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -51,7 +51,9 @@ def main() -> int:
         use_fake_jimeng=not env.get("JIMENG_SESSION_ID"),
     )
     stack = Stack(config, base_env=env)
-    fakes = [n for n, on in (("Moonshot", config.use_fake_moonshot), ("jimeng", config.use_fake_jimeng)) if on]
+    fakes = [
+        n for n, on in (("Moonshot", config.use_fake_moonshot), ("jimeng", config.use_fake_jimeng)) if on
+    ]
     if fakes:
         print(f"No key for {' and '.join(fakes)}: using the offline fake(s).")
     stopping = False

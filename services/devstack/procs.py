@@ -4,6 +4,7 @@ upstream is configured, the two fakes. Used by `make run` and by the end-to-end 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -37,6 +38,13 @@ def broker_reachable(url: str) -> bool:
     return port_open(parts.hostname or "127.0.0.1", parts.port or 5672)
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when its parent dies, so no service is orphaned."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class Proc:
     name: str
@@ -52,7 +60,11 @@ class Proc:
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
             out = self._log
         self.popen = subprocess.Popen(
-            [sys.executable, *self.args], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, *self.args],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         return self
 
@@ -176,14 +188,30 @@ class Stack:
         if cfg.use_fake_moonshot:
             self._spawn(
                 "fake-moonshot",
-                ["-m", "services.fakes.moonshot", "--port", str(cfg.moonshot_port),
-                 "--ttft", str(cfg.moonshot_ttft), "--tps", str(cfg.moonshot_tps)],
+                [
+                    "-m",
+                    "services.fakes.moonshot",
+                    "--port",
+                    str(cfg.moonshot_port),
+                    "--ttft",
+                    str(cfg.moonshot_ttft),
+                    "--tps",
+                    str(cfg.moonshot_tps),
+                ],
             )
         if cfg.use_fake_jimeng:
             self._spawn(
                 "fake-jimeng",
-                ["-m", "services.fakes.jimeng", "--port", str(cfg.jimeng_port),
-                 "--image-seconds", str(cfg.jimeng_seconds), "--url-ttl", str(cfg.jimeng_url_ttl)],
+                [
+                    "-m",
+                    "services.fakes.jimeng",
+                    "--port",
+                    str(cfg.jimeng_port),
+                    "--image-seconds",
+                    str(cfg.jimeng_seconds),
+                    "--url-ttl",
+                    str(cfg.jimeng_url_ttl),
+                ],
             )
         if cfg.use_fake_moonshot:
             self._wait_port("fake-moonshot", cfg.moonshot_port)

@@ -131,4 +131,3 @@ class GatewayBus:
                     await self._publish_outbox(rows)
             except Exception:
                 log.warning("outbox relay will retry", exc_info=True)
-

@@ -16,8 +16,6 @@ class GatewaySettings(ServiceSettings):
     media_dir: Path = Path("var/media")
     story_pages: int = Field(default=6, ge=2, le=30, description="pages in a story")
     default_style: str = "watercolor"
-    # A new story is refused with 503 while this many tasks wait in a work queue.
-    max_queue_depth: int = Field(default=500, ge=1)
     max_body_bytes: int = Field(default=16_384, ge=1024)
     # Where a replica's socket buffers more than this many events for a slow reader,
     # the reader is disconnected and resumes with `after` instead of eating memory.
@@ -27,7 +25,5 @@ class GatewaySettings(ServiceSettings):
     @classmethod
     def _database_url(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError(
-                "must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
-            )
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value

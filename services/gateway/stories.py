@@ -38,7 +38,9 @@ class Choice(BaseModel):
     @model_validator(mode="after")
     def _one_of(self) -> Choice:
         if (self.choice is None) == (self.action is None):
-            raise ValueError('send either "choice" (the number of a choice) or "action" (your own idea), not both')
+            raise ValueError(
+                'send either "choice" (the number of a choice) or "action" (your own idea), not both'
+            )
         return self
 
 
@@ -83,9 +85,7 @@ class StoryService:
 
     async def choose(self, story_id: str, req: Choice) -> None:
         await self._require_broker()
-        changes = await self.store.choose(
-            story_id, page=req.page, choice=req.choice, action=req.action
-        )
+        changes = await self.store.choose(story_id, page=req.page, choice=req.choice, action=req.action)
         await self._publish(changes)
 
     async def redraw(self, story_id: str, page: int) -> None:

@@ -90,12 +90,17 @@ class Illustrator:
         for attempt in range(1, self.settings.image_max_attempts + 1):
             try:
                 url = await self.jimeng.generate(
-                    prompt=prompt, ratio=task.ratio or self.settings.jimeng_ratio,
+                    prompt=prompt,
+                    ratio=task.ratio or self.settings.jimeng_ratio,
                     resolution=self.settings.jimeng_resolution,
                 )
                 data, ctype = await self.jimeng.fetch(url)
                 path = store_file(
-                    self.settings.media_dir, task.story_id, task.page, task.attempt, data,
+                    self.settings.media_dir,
+                    task.story_id,
+                    task.page,
+                    task.attempt,
+                    data,
                     extension(data, ctype),
                 )
                 result = c.ImageReady(
@@ -112,7 +117,9 @@ class Illustrator:
                 if not err.retryable or attempt == self.settings.image_max_attempts:
                     log.error("picture failed: %s", err.message, extra={**extra, "code": err.code})
                     result = c.ImageFailed(
-                        story_id=task.story_id, page=task.page, attempt=task.attempt,
+                        story_id=task.story_id,
+                        page=task.page,
+                        attempt=task.attempt,
                         error=c.ErrorInfo(
                             code=err.code,
                             message=READER_MESSAGES.get(
@@ -125,7 +132,10 @@ class Illustrator:
                 log.warning("picture attempt failed (%s); retrying in %.0fs", err.message, wait, extra=extra)
                 await asyncio.sleep(wait)
         await publish_work(
-            self.broker, self.topo, result, routing_key=self.topo.results_key,
+            self.broker,
+            self.topo,
+            result,
+            routing_key=self.topo.results_key,
             headers={"story_id": task.story_id},
         )
 
@@ -156,7 +166,7 @@ def create_app(settings: ImageSettings) -> FastStream:
 
         await settle(msg, work)
 
-    app = FastStream(broker)
+    app = FastStream(broker, logger=logging.getLogger("faststream"))
 
     @app.on_startup
     async def _start() -> None:
@@ -169,4 +179,3 @@ def create_app(settings: ImageSettings) -> FastStream:
         await illustrator.stop()
 
     return app
-

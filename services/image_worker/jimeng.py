@@ -123,7 +123,9 @@ class Jimeng:
             except httpx.TimeoutException:
                 raise ImageError("image_timeout", "jimeng did not finish the picture in time", True) from None
             except httpx.TransportError as exc:
-                raise ImageError("image_failed", f"jimeng-api unreachable: {type(exc).__name__}", True) from None
+                raise ImageError(
+                    "image_failed", f"jimeng-api unreachable: {type(exc).__name__}", True
+                ) from None
             if resp.status_code != 200:
                 raise ImageError("image_failed", f"jimeng-api answered HTTP {resp.status_code}", True)
             try:
@@ -144,7 +146,9 @@ class Jimeng:
         try:
             async with self.download.stream("GET", url) as resp:
                 if resp.status_code != 200:
-                    raise ImageError("image_failed", f"downloading the picture gave HTTP {resp.status_code}", True)
+                    raise ImageError(
+                        "image_failed", f"downloading the picture gave HTTP {resp.status_code}", True
+                    )
                 ctype = resp.headers.get("content-type", "").split(";")[0].strip()
                 chunks, size = [], 0
                 async for chunk in resp.aiter_bytes():
@@ -153,5 +157,7 @@ class Jimeng:
                         raise ImageError("image_failed", "the picture is larger than IMAGE_MAX_BYTES")
                     chunks.append(chunk)
         except httpx.TransportError as exc:
-            raise ImageError("image_failed", f"downloading the picture failed: {type(exc).__name__}", True) from None
+            raise ImageError(
+                "image_failed", f"downloading the picture failed: {type(exc).__name__}", True
+            ) from None
         return b"".join(chunks), ctype

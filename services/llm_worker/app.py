@@ -56,7 +56,10 @@ class Writer:
     # ------------------------------------------------------------------ results
     async def _result(self, result: c.Contract, story_id: str) -> None:
         await publish_work(
-            self.broker, self.topo, result, routing_key=self.topo.results_key,
+            self.broker,
+            self.topo,
+            result,
+            routing_key=self.topo.results_key,
             headers={"story_id": story_id},
         )
 
@@ -133,11 +136,18 @@ class Writer:
                 task.story_id,
             )
             await publish_work(
-                self.broker, self.topo,
-                c.ImageTask(story_id=task.story_id, page=task.page, prompt=prompt, attempt=task.image_attempt),
-                routing_key=self.topo.image_key, headers={"story_id": task.story_id},
+                self.broker,
+                self.topo,
+                c.ImageTask(
+                    story_id=task.story_id, page=task.page, prompt=prompt, attempt=task.image_attempt
+                ),
+                routing_key=self.topo.image_key,
+                headers={"story_id": task.story_id},
             )
-            log.info("picture requested while the text is written", extra={"story_id": task.story_id, "page": task.page})
+            log.info(
+                "picture requested while the text is written",
+                extra={"story_id": task.story_id, "page": task.page},
+            )
 
         async def run(gentle: bool) -> c.PageDraft:
             reader = PageReader()
@@ -159,7 +169,7 @@ class Writer:
                 raise LlmError("llm_bad_output", f"the page was not usable: {exc}", True) from None
             if not task.is_last and len(draft.choices) < 2:
                 raise LlmError("llm_bad_output", "the page has fewer than 2 choices", True)
-            log.info("page written", extra={"story_id": task.story_id, "page": task.page, **usage})
+            log.info("page written", extra={"story_id": task.story_id, "page": task.page, "usage": usage})
             return draft
 
         try:
@@ -192,8 +202,10 @@ class Writer:
         # Deltas are a courtesy, not a record: not persisted, never block the page.
         try:
             await self.broker.publish(
-                delta, exchange=self.topo.live_exchange,
-                routing_key=live_routing_key(task.story_id), mandatory=False,
+                delta,
+                exchange=self.topo.live_exchange,
+                routing_key=live_routing_key(task.story_id),
+                mandatory=False,
             )
         except Exception:
             log.warning("a text delta was not delivered", extra={"story_id": task.story_id})
@@ -231,7 +243,9 @@ def _reader_error(err: LlmError) -> c.ErrorInfo:
         "llm_unavailable": "The storyteller could not be reached. Tap retry in a minute.",
         "llm_bad_output": "The storyteller got muddled writing this page. Tap retry.",
     }
-    return c.ErrorInfo(code=err.code, message=messages.get(err.code, "This page could not be written. Tap retry."))
+    return c.ErrorInfo(
+        code=err.code, message=messages.get(err.code, "This page could not be written. Tap retry.")
+    )
 
 
 def create_app(settings: LlmSettings) -> FastStream:
@@ -256,7 +270,7 @@ def create_app(settings: LlmSettings) -> FastStream:
 
         await settle(msg, work)
 
-    app = FastStream(broker)
+    app = FastStream(broker, logger=logging.getLogger("faststream"))
 
     @app.on_startup
     async def _start() -> None:

@@ -42,7 +42,9 @@ def error_of(r: httpx.Response) -> dict[str, str]:
         ({}, "premise"),
     ],
 )
-async def test_invalid_new_story_gets_422_naming_the_field(http: httpx.AsyncClient, body: Any, field: str) -> None:
+async def test_invalid_new_story_gets_422_naming_the_field(
+    http: httpx.AsyncClient, body: Any, field: str
+) -> None:
     r = await http.post("/api/stories", json=body)
     assert r.status_code == 422
     err = error_of(r)
@@ -104,7 +106,9 @@ async def test_choice_conflicts_and_validation(stack: Stack, http: httpx.AsyncCl
         await reader.close()
 
 
-async def test_socket_refuses_bad_tokens_and_explains_bad_frames(stack: Stack, http: httpx.AsyncClient) -> None:
+async def test_socket_refuses_bad_tokens_and_explains_bad_frames(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
     created = (await http.post("/api/stories", json={"premise": "月亮上的面包店"})).json()
     base = stack.gateway_url.replace("http", "ws")
     with pytest.raises(InvalidStatus) as info:

@@ -66,7 +66,7 @@ async def test_a_whole_story_with_a_reconnect_on_the_other_replica(stack: Stack)
         def finished(_: dict[str, Any]) -> bool:
             return bool(reading.of("story.ended")) and len(reading.of("page.image.done")) == 4
 
-        await reader.read(reading, until=finished, on_event=act_then_choose, base=other, timeout=90)
+        await reader.read(reading, until=finished, on_event=act_then_choose, base=other, limit=90)
     finally:
         story = await reader.story() if reader.token else None
         await reader.close()
@@ -80,7 +80,8 @@ async def test_a_whole_story_with_a_reconnect_on_the_other_replica(stack: Stack)
     assert done[3]["choices"] == [] and all(2 <= len(done[p]["choices"]) <= 3 for p in (0, 1, 2))
     for page, ev in done.items():
         deltas_before = [
-            m for m in reading.stream[: reading.stream.index(ev)]
+            m
+            for m in reading.stream[: reading.stream.index(ev)]
             if m["type"] == "page.text.delta" and m["page"] == page
         ]
         assert len(deltas_before) >= 2, f"page {page}: text streamed before it was done"
@@ -90,7 +91,9 @@ async def test_a_whole_story_with_a_reconnect_on_the_other_replica(stack: Stack)
 
     chosen = reading.of("page.chosen")
     assert [(c["page"], c["choice"], c["action"]) for c in chosen] == [
-        (0, 1, None), (1, None, "小兔子请萤火虫帮忙照亮小路"), (2, 0, None)
+        (0, 1, None),
+        (1, None, "小兔子请萤火虫帮忙照亮小路"),
+        (2, 0, None),
     ]
     assert "萤火虫" in done[2]["text"], "the typed idea reached the next page"
 
@@ -104,7 +107,8 @@ async def test_a_whole_story_with_a_reconnect_on_the_other_replica(stack: Stack)
     await asyncio.sleep(stack.config.jimeng_url_ttl + 0.5)
     async with httpx.AsyncClient() as http:
         stats = (await http.get(f"{stack.jimeng_url}/_fake/stats")).json()
-        for upstream in stats.get("urls", [])[:2]:
+        assert stats["urls"], "the fake reports the URLs it handed out"
+        for upstream in stats["urls"][-2:]:
             assert (await http.get(upstream)).status_code == 403, "the fake's URL has expired"
         digests = set()
         for url in urls:
@@ -124,7 +128,9 @@ async def test_started_on_one_replica_read_on_the_other(stack: Stack) -> None:
     t0 = time.monotonic()
     try:
         await reader.read(
-            reading, until=lambda e: e["type"] == "page.text.done", timeout=60,
+            reading,
+            until=lambda e: e["type"] == "page.text.done",
+            limit=60,
         )
         story = await reader.story()
     finally:

@@ -56,9 +56,11 @@ async def new_story(store: Store, pages: int = 3) -> str:
 
 
 async def write_page(store: Store, sid: str, page: int, choices: list[str] | None = None) -> None:
-    await store.apply(c.PageTextDone(
-        story_id=sid, page=page, text=f"第{page}页", choices=choices or ["左", "右"], image_prompt="p"
-    ))
+    await store.apply(
+        c.PageTextDone(
+            story_id=sid, page=page, text=f"第{page}页", choices=choices or ["左", "右"], image_prompt="p"
+        )
+    )
 
 
 async def test_a_story_runs_to_its_end_and_survives_a_restart(store: Store, store_url: str) -> None:
@@ -73,7 +75,9 @@ async def test_a_story_runs_to_its_end_and_survives_a_restart(store: Store, stor
     task = c.PageTask.model_validate(nxt.outbox[0].body)
     assert task.direction == "去找猫头鹰"
     assert [(p.index, p.chosen) for p in task.story_so_far] == [(0, "右"), (1, "去找猫头鹰")]
-    ended = await store.apply(c.PageTextDone(story_id=sid, page=2, text="完", choices=["x"], image_prompt="p"))
+    ended = await store.apply(
+        c.PageTextDone(story_id=sid, page=2, text="完", choices=["x"], image_prompt="p")
+    )
     assert [e.type for e in ended.events] == ["page.text.done", "story.ended"]
     assert ended.events[0].data["choices"] == [], "the last page has no choices"
 
@@ -93,9 +97,11 @@ async def test_redelivered_and_stale_results_change_nothing(store: Store) -> Non
     await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))
     assert (await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))).events == []
     await write_page(store, sid, 0)
-    assert (await store.apply(c.PageTextDone(
-        story_id=sid, page=0, text="again", choices=["a", "b"], image_prompt="p"
-    ))).events == []
+    assert (
+        await store.apply(
+            c.PageTextDone(story_id=sid, page=0, text="again", choices=["a", "b"], image_prompt="p")
+        )
+    ).events == []
     ready = c.ImageReady(story_id=sid, page=0, media_path=f"{sid}/a.webp")
     assert len((await store.apply(ready)).events) == 1
     assert (await store.apply(ready)).events == []

@@ -58,11 +58,11 @@ class Reader:
         until: Any,
         on_event: Any = None,
         base: str | None = None,
-        timeout: float = 60,
+        limit: float = 60,
     ) -> None:
         """Connect with after=<last seq seen> and read until `until(message)` is true."""
         async with websockets.connect(self.ws_url(reading.last_seq, base)) as ws:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(limit):
                 async for raw in ws:
                     msg = json.loads(raw)
                     reading.stream.append(msg)

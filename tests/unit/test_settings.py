@@ -14,8 +14,16 @@ from services.llm_worker.config import LlmSettings
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    for var in ("MOONSHOT_API_KEY", "JIMENG_SESSION_ID", "JIMENG_API_URL", "APP_ENV", "LLM_PROXY",
-                "DATABASE_URL", "RABBITMQ_URL", "MOONSHOT_BASE_URL"):
+    for var in (
+        "MOONSHOT_API_KEY",
+        "JIMENG_SESSION_ID",
+        "JIMENG_API_URL",
+        "APP_ENV",
+        "LLM_PROXY",
+        "DATABASE_URL",
+        "RABBITMQ_URL",
+        "MOONSHOT_BASE_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(str(tmp_path))  # no .env from the developer's checkout
 

@@ -6,7 +6,8 @@ import httpx
 import openai
 import pytest
 
-from services.image_worker.jimeng import SessionPool, classify as classify_jimeng
+from services.image_worker.jimeng import SessionPool
+from services.image_worker.jimeng import classify as classify_jimeng
 from services.llm_worker.moonshot import classify as classify_llm
 
 
@@ -37,7 +38,9 @@ def test_moonshot_errors(status: int, kind: str, code: str, retryable: bool) -> 
 
 
 def test_rate_limit_waits_as_long_as_it_says() -> None:
-    err = classify_llm(api_error(429, "rate_limit_reached_error", "max RPM: 3, please try again after 7 seconds"))
+    err = classify_llm(
+        api_error(429, "rate_limit_reached_error", "max RPM: 3, please try again after 7 seconds")
+    )
     assert err.retry_after == 7.0
 
 
@@ -51,13 +54,38 @@ def test_transport_failures_are_retryable() -> None:
     [
         ({"code": -2002, "message": "[登录失效]", "data": None}, "image_session_expired", False, False),
         ({"code": -2009, "message": "[积分不足]", "data": None}, "image_no_credits", False, False),
-        ({"code": -2001, "message": "[请求失败]: x (错误码: 1006)", "data": None}, "image_no_credits", False, False),
-        ({"code": -2001, "message": "[请求失败]: shark not pass (错误码: 1019)", "data": None}, "image_failed", True, False),
+        (
+            {"code": -2001, "message": "[请求失败]: x (错误码: 1006)", "data": None},
+            "image_no_credits",
+            False,
+            False,
+        ),
+        (
+            {"code": -2001, "message": "[请求失败]: shark not pass (错误码: 1019)", "data": None},
+            "image_failed",
+            True,
+            False,
+        ),
         ({"code": -2006, "message": "[内容违规]", "data": None}, "image_content_policy", False, True),
-        ({"code": -2007, "message": "图像生成失败，状态码: 30，错误码: 2038", "data": None}, "image_content_policy", False, True),
+        (
+            {"code": -2007, "message": "图像生成失败，状态码: 30，错误码: 2038", "data": None},
+            "image_content_policy",
+            False,
+            True,
+        ),
         ({"code": -2007, "message": "timed out with no results", "data": None}, "image_failed", True, False),
-        ({"code": -1000, "message": "timeout of 45000ms exceeded", "data": None}, "image_failed", True, False),
-        ({"code": -2000, "message": "Params body.prompt invalid", "data": None}, "image_failed", False, False),
+        (
+            {"code": -1000, "message": "timeout of 45000ms exceeded", "data": None},
+            "image_failed",
+            True,
+            False,
+        ),
+        (
+            {"code": -2000, "message": "Params body.prompt invalid", "data": None},
+            "image_failed",
+            False,
+            False,
+        ),
         ({"created": 1, "data": []}, "image_failed", True, False),
         ("<html>502</html>", "image_failed", True, False),
     ],

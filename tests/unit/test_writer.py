@@ -9,8 +9,8 @@ import pytest
 from services.llm_worker.writer import PageReader
 
 PAGE = {
-    "illustration": "Tutu the rabbit looks up at a huge \"silver\" moon",
-    "text": "小兔子图图抬头看着月亮。\n她想：\"我要去那里！\"",
+    "illustration": 'Tutu the rabbit looks up at a huge "silver" moon',
+    "text": '小兔子图图抬头看着月亮。\n她想："我要去那里！"',
     "choices": ["造一艘火箭", "问问猫头鹰"],
 }
 

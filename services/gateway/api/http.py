@@ -34,14 +34,13 @@ StoreDep = Annotated[Store, Depends(get_store)]
 def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
     if not authorization:
         raise ApiError(
-            401, "unauthorized",
+            401,
+            "unauthorized",
             "This call needs the story's token: send the header 'Authorization: Bearer <token>'.",
         )
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(
-            401, "unauthorized", "The Authorization header must be 'Bearer <token>'."
-        )
+        raise ApiError(401, "unauthorized", "The Authorization header must be 'Bearer <token>'.")
     return token.strip()
 
 
@@ -56,7 +55,7 @@ async def json_body(request: Request, model: type[Any]) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(422, "invalid_input", "The body is not valid JSON; send a JSON object.") from None
     if not isinstance(data, dict):
-        raise ApiError(422, "invalid_input", "The body must be a JSON object, e.g. {\"premise\": \"...\"}.")
+        raise ApiError(422, "invalid_input", 'The body must be a JSON object, e.g. {"premise": "..."}.')
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -77,9 +76,7 @@ async def read_story(story_id: str, token: TokenDep, store: StoreDep) -> dict[st
 
 
 @router.post("/api/stories/{story_id}/choices", status_code=202)
-async def choose(
-    story_id: str, request: Request, token: TokenDep, service: ServiceDep
-) -> dict[str, str]:
+async def choose(story_id: str, request: Request, token: TokenDep, service: ServiceDep) -> dict[str, str]:
     await service.store.authorize(story_id, token)
     req: Choice = await json_body(request, Choice)
     await service.choose(story_id, req)
@@ -94,9 +91,7 @@ async def redraw(story_id: str, page: int, token: TokenDep, service: ServiceDep)
 
 
 @router.post("/api/stories/{story_id}/pages/{page}/retry", status_code=202)
-async def retry_page(
-    story_id: str, page: int, token: TokenDep, service: ServiceDep
-) -> dict[str, str]:
+async def retry_page(story_id: str, page: int, token: TokenDep, service: ServiceDep) -> dict[str, str]:
     await service.store.authorize(story_id, token)
     await service.retry(story_id, page)
     return {"status": "accepted"}
@@ -110,8 +105,10 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(request: Request, service: ServiceDep) -> Response:
     checks: dict[str, str] = {}
-    checks["broker"] = "ok" if await service.bus.connected() else (
-        "unreachable: the gateway cannot reach RabbitMQ at RABBITMQ_URL"
+    checks["broker"] = (
+        "ok"
+        if await service.bus.connected()
+        else ("unreachable: the gateway cannot reach RabbitMQ at RABBITMQ_URL")
     )
     try:
         await service.store.ping()

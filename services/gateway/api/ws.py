@@ -39,7 +39,9 @@ async def story_socket(websocket: WebSocket, story_id: str) -> None:
         if after < 0:
             raise ValueError
     except ValueError:
-        await _deny(websocket, 422, "invalid_input", "after must be a whole number >= 0 (the last seq you saw).")
+        await _deny(
+            websocket, 422, "invalid_input", "after must be a whole number >= 0 (the last seq you saw)."
+        )
         return
     if not token:
         await _deny(websocket, 401, "unauthorized", "Connect with ?token=<the story's token>.")
@@ -90,10 +92,15 @@ class _Session:
         # Pages being written right now: what this replica has of them, from offset 0.
         for page, partial in self.hub.partials(self.story_id):
             if page not in self.text_done:
-                await self._send({
-                    "type": "page.text.delta", "page": page, "attempt": partial.attempt,
-                    "offset": 0, "delta": partial.text,
-                })
+                await self._send(
+                    {
+                        "type": "page.text.delta",
+                        "page": page,
+                        "attempt": partial.attempt,
+                        "offset": 0,
+                        "delta": partial.text,
+                    }
+                )
         reader = asyncio.create_task(self._read_client())
         writer = asyncio.create_task(self._write_live(sub))
         overflow = asyncio.create_task(sub.overflowed.wait())
@@ -157,7 +164,9 @@ class _Session:
                 if not isinstance(msg, dict):
                     raise ValueError("not an object")
             except ValueError:
-                await self._error("invalid_input", "Send JSON objects like {\"type\": \"choose\", \"page\": 0, \"choice\": 1}.")
+                await self._error(
+                    "invalid_input", 'Send JSON objects like {"type": "choose", "page": 0, "choice": 1}.'
+                )
                 continue
             kind = msg.get("type")
             if kind == "ping":

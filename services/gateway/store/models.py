@@ -55,9 +55,7 @@ class Page(Base):
     image_prompt: Mapped[str | None] = mapped_column(Text, default=None)
     image_path: Mapped[str | None] = mapped_column(Text, default=None)
     image_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    image_started_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), default=None
-    )
+    image_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class Event(Base):
@@ -89,6 +87,4 @@ class Outbox(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     story_id: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    published_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), default=None
-    )
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

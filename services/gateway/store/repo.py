@@ -139,9 +139,7 @@ class Store:
         story.updated_at = now
         row = Event(story_id=story.id, seq=story.last_seq, type=type_, data=data, at=now)
         session.add(row)
-        changes.events.append(
-            c.LiveEvent(story_id=story.id, seq=story.last_seq, type=type_, data=_wire(row))
-        )
+        changes.events.append(c.LiveEvent(story_id=story.id, seq=story.last_seq, type=type_, data=_wire(row)))
 
     def _send(
         self, session: AsyncSession, changes: Changes, story_id: str, routing_key: str, msg: Any
@@ -151,9 +149,7 @@ class Store:
         changes.outbox.append(row)
 
     async def _pages(self, session: AsyncSession, story_id: str) -> list[Page]:
-        rows = await session.execute(
-            select(Page).where(Page.story_id == story_id).order_by(Page.index)
-        )
+        rows = await session.execute(select(Page).where(Page.story_id == story_id).order_by(Page.index))
         return list(rows.scalars())
 
     @staticmethod
@@ -250,9 +246,7 @@ class Store:
             )
             return [{"type": r.type, "seq": r.seq, **_wire(r)} for r in rows.scalars()]
 
-    async def choose(
-        self, story_id: str, *, page: int, choice: int | None, action: str | None
-    ) -> Changes:
+    async def choose(self, story_id: str, *, page: int, choice: int | None, action: str | None) -> Changes:
         changes = Changes()
         async with self._tx() as session:
             story = await self._lock_story(session, story_id)
@@ -262,8 +256,7 @@ class Store:
             latest = pages[-1]
             if page != latest.index:
                 raise Conflict(
-                    f"Page {page} is not the latest page ({latest.index}); "
-                    "choose on the latest page."
+                    f"Page {page} is not the latest page ({latest.index}); choose on the latest page."
                 )
             if latest.status != "done":
                 raise Conflict(f"Page {page} is still being written; wait for its choices.")
@@ -273,9 +266,7 @@ class Store:
                 raise Conflict(f"Page {page} is the ending; it has no choices.")
             if choice is not None:
                 if not 0 <= choice < len(latest.choices):
-                    raise Invalid(
-                        f"choice must be between 0 and {len(latest.choices) - 1} for page {page}."
-                    )
+                    raise Invalid(f"choice must be between 0 and {len(latest.choices) - 1} for page {page}.")
                 latest.chosen_choice = choice
                 direction = latest.choices[choice]
             else:
@@ -283,7 +274,10 @@ class Store:
                 latest.chosen_action = action
                 direction = action
             self._append(
-                session, story, changes, "page.chosen",
+                session,
+                story,
+                changes,
+                "page.chosen",
                 {"page": page, "choice": choice, "action": action},
             )
             nxt = Page(story_id=story_id, index=page + 1, status="writing", direction=direction)
@@ -342,11 +336,16 @@ class Store:
             target.image_error = None
             target.image_started_at = utcnow()
             self._append(
-                session, story, changes, "page.image.started",
+                session,
+                story,
+                changes,
+                "page.image.started",
                 {"page": page, "attempt": target.image_attempt},
             )
             task = c.ImageTask(
-                story_id=story_id, page=page, prompt=target.image_prompt,
+                story_id=story_id,
+                page=page,
+                prompt=target.image_prompt,
                 attempt=target.image_attempt,
             )
             self._send(session, changes, story_id, self.topo.image_key, task)
@@ -399,7 +398,10 @@ class Store:
         if page.image_status == "pending" and page.image_started_at is None:
             page.image_started_at = utcnow()
             self._append(
-                session, story, changes, "page.image.started",
+                session,
+                story,
+                changes,
+                "page.image.started",
                 {"page": r.page, "attempt": r.attempt},
             )
 
@@ -415,7 +417,10 @@ class Store:
         page.status = "done"
         page.image_prompt = page.image_prompt or r.image_prompt
         self._append(
-            session, story, changes, "page.text.done",
+            session,
+            story,
+            changes,
+            "page.text.done",
             {"page": r.page, "text": page.text, "choices": page.choices},
         )
         if last:
@@ -431,9 +436,7 @@ class Store:
         page.status = "failed"
         page.error = r.error.model_dump()
         story.status = "failed"
-        self._append(
-            session, story, changes, "page.failed", {"page": r.page, "error": page.error}
-        )
+        self._append(session, story, changes, "page.failed", {"page": r.page, "error": page.error})
 
     async def _image_ready(
         self, session: AsyncSession, story: Story, r: c.ImageReady, changes: Changes
@@ -445,7 +448,10 @@ class Store:
         page.image_path = r.media_path
         page.image_error = None
         self._append(
-            session, story, changes, "page.image.done",
+            session,
+            story,
+            changes,
+            "page.image.done",
             {"page": r.page, "url": media_url(r.media_path)},
         )
 
@@ -458,7 +464,10 @@ class Store:
         page.image_status = "failed"
         page.image_error = r.error.model_dump()
         self._append(
-            session, story, changes, "page.image.failed",
+            session,
+            story,
+            changes,
+            "page.image.failed",
             {"page": r.page, "error": page.image_error},
         )
 

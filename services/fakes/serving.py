@@ -1,0 +1,183 @@
+"""What both fakes share: the fault queue, its control routes, and running the server."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import threading
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+# ------------------------------------------------------------------------ faults
+
+
+@dataclass(frozen=True)
+class Fault:
+    mode: str
+    # Meaning depends on the mode: the retry hint of a rate limit, the length of a
+    # stall or hang. None means the mode's own default.
+    seconds: float | None = None
+
+
+class FaultQueue:
+    """Faults waiting for the next requests, oldest first.
+
+    A fault with count N is served to N requests, one each; a test that queues two
+    different faults sees them in the order it queued them.
+    """
+
+    def __init__(self, modes: Collection[str]) -> None:
+        self.modes = tuple(modes)
+        self._queue: list[tuple[Fault, int]] = []
+        self.served: Counter[str] = Counter()
+
+    def add(self, mode: str, *, count: int = 1, seconds: float | None = None) -> None:
+        if mode not in self.modes:
+            raise ValueError(f"unknown fault mode {mode!r}; known modes: {', '.join(self.modes)}")
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
+        self._queue.append((Fault(mode, seconds), count))
+
+    def take(self) -> Fault | None:
+        if not self._queue:
+            return None
+        fault, left = self._queue[0]
+        if left <= 1:
+            self._queue.pop(0)
+        else:
+            self._queue[0] = (fault, left - 1)
+        self.served[fault.mode] += 1
+        return fault
+
+    def clear(self) -> None:
+        self._queue.clear()
+
+    def pending(self) -> list[dict[str, Any]]:
+        return [{"mode": fault.mode, "count": left, "seconds": fault.seconds} for fault, left in self._queue]
+
+
+def parse_fault_arg(value: str) -> tuple[str, int]:
+    """`MODE` or `MODE:COUNT`, for the repeatable `--fault` flag."""
+    mode, _, count = value.partition(":")
+    try:
+        return mode, int(count) if count else 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MODE[:COUNT], got {value!r}") from None
+
+
+def add_fault_routes(app: FastAPI, faults: FaultQueue) -> None:
+    """`POST /_fake/faults {"mode", "count", "seconds"}` queues, `DELETE` clears."""
+
+    @app.post("/_fake/faults")
+    async def queue_fault(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+            mode = body["mode"]
+            count = int(body.get("count", 1))
+            seconds = body.get("seconds")
+            faults.add(mode, count=count, seconds=None if seconds is None else float(seconds))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # A test that asks for a fault the fake does not know must fail loudly,
+            # not run against a healthy fake and pass for the wrong reason.
+            message = f"bad fault request: {exc}; send {{'mode': one of {list(faults.modes)}}}"
+            return JSONResponse({"error": message}, status_code=400)
+        return JSONResponse({"pending": faults.pending()})
+
+    @app.delete("/_fake/faults")
+    async def clear_faults() -> JSONResponse:
+        faults.clear()
+        return JSONResponse({"pending": []})
+
+
+def shorten(value: Any, *, limit: int = 200) -> Any:
+    """A request body fit for /_fake/stats: data URIs and long texts cut down."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}…({len(value)} chars)"
+    if isinstance(value, list):
+        return [shorten(v, limit=limit) for v in value]
+    if isinstance(value, dict):
+        return {k: shorten(v, limit=limit) for k, v in value.items()}
+    return value
+
+
+# ------------------------------------------------------------------------ serving
+
+
+def _config(app: FastAPI, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,
+        # No websockets and no lifespan: neither fake needs them, and skipping them
+        # keeps third-party deprecation warnings out of a test run that treats
+        # warnings as errors.
+        ws="none",
+        lifespan="off",
+        # A stalled stream or hung request must not keep a stopping fake alive.
+        timeout_graceful_shutdown=1,
+    )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free one, and the caller reads which."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    # Listening before the banner is printed means a harness that connects as soon
+    # as it reads the banner waits in the backlog instead of being refused.
+    sock.listen(2048)
+    return sock
+
+
+def run(app: FastAPI, *, host: str, port: int, name: str, path: str = "") -> None:
+    """Serve until interrupted; print the one line a harness waits for."""
+    sock = bind(host, port)
+    bound = sock.getsockname()[1]
+    print(f"fake {name} listening on http://{host}:{bound}{path}", flush=True)
+    uvicorn.Server(_config(app, "warning")).run(sockets=[sock])
+
+
+class BackgroundServer:
+    """A fake served from a thread of this process, on a free loopback port.
+
+    For tests and the e2e harness: `with BackgroundServer(create_app(cfg)) as s:`
+    then talk to `s.url`.
+    """
+
+    def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._sock = bind(host, port)
+        self.port: int = self._sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        self._server = uvicorn.Server(_config(app, "error"))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def start(self, *, timeout: float = 10.0) -> BackgroundServer:
+        self._thread.start()
+        deadline = threading.Event()
+        for _ in range(int(timeout / 0.01)):
+            if self._server.started or not self._thread.is_alive():
+                break
+            deadline.wait(0.01)
+        if not self._server.started:
+            raise RuntimeError(f"fake server on {self.url} did not start within {timeout} s")
+        return self
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self._sock.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

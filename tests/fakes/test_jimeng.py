@@ -1,0 +1,307 @@
+"""The jimeng fake, seen through httpx as the image_worker sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageChops
+
+from services.fakes.serving import BackgroundServer
+
+SESSION = {"Authorization": "Bearer sess-good"}
+
+
+async def generate(
+    http: httpx.AsyncClient,
+    server: BackgroundServer,
+    body: dict[str, Any],
+    *,
+    headers: dict[str, str] | None = None,
+    path: str = "/v1/images/generations",
+) -> dict[str, Any]:
+    response = await http.post(f"{server.url}{path}", json=body, headers=headers or SESSION)
+    assert response.status_code == 200  # jimeng-api: errors too
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def fetch_image(http: httpx.AsyncClient, url: str) -> Image.Image:
+    response = await http.get(url)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/webp"
+    image = Image.open(io.BytesIO(response.content))
+    assert image.format == "WEBP"
+    return image.convert("RGB")
+
+
+async def test_ping_and_models(jimeng_server: BackgroundServer, http: httpx.AsyncClient) -> None:
+    ping = await http.get(f"{jimeng_server.url}/ping")
+    assert ping.text == "pong"
+    models = (await http.get(f"{jimeng_server.url}/v1/models")).json()
+    assert "jimeng-4.5" in [m["id"] for m in models["data"]]
+
+
+async def test_generation_returns_four_signed_webp_urls(
+    jimeng_server: BackgroundServer, http: httpx.AsyncClient
+) -> None:
+    result = await generate(http, jimeng_server, {"prompt": "Pip in a forest", "ratio": "16:9"})
+    assert isinstance(result["created"], int)
+    urls = [item["url"] for item in result["data"]]
+    assert len(urls) == 4
+    assert all(u.startswith(f"{jimeng_server.url}/files/") for u in urls)
+    assert all(".webp?expires=" in u and "&sig=" in u for u in urls)
+    image = await fetch_image(http, urls[0])
+    width, height = image.size
+    assert max(width, height) <= 768 and abs(width / height - 16 / 9) < 0.02
+    stats = (await http.get(f"{jimeng_server.url}/_fake/stats")).json()
+    assert stats["images_served"] == 1 and stats["sessions_used"] == {"sess-good": 1}
+
+
+async def test_pictures_differ_by_prompt(jimeng_server: BackgroundServer, http: httpx.AsyncClient) -> None:
+    images = []
+    for prompt in ("a hedgehog under the stars", "a rabbit on a sunny beach"):
+        result = await generate(http, jimeng_server, {"prompt": prompt, "ratio": "4:3"})
+        images.append(await fetch_image(http, result["data"][0]["url"]))
+    assert images[0].size == images[1].size == (640, 480)
+    assert ImageChops.difference(images[0], images[1]).getbbox() is not None
+
+
+async def test_b64_json(jimeng_server: BackgroundServer, http: httpx.AsyncClient) -> None:
+    result = await generate(
+        http, jimeng_server, {"prompt": "x", "ratio": "9:16", "response_format": "b64_json"}
+    )
+    assert len(result["data"]) == 4
+    image = Image.open(io.BytesIO(base64.b64decode(result["data"][0]["b64_json"])))
+    assert image.format == "WEBP" and image.size[0] < image.size[1]
+
+
+async def test_size_is_refused_with_http_200(
+    jimeng_server: BackgroundServer, http: httpx.AsyncClient
+) -> None:
+    result = await generate(http, jimeng_server, {"prompt": "x", "size": "1024x1024"})
+    assert result["code"] == -1000 and result["data"] is None
+    assert result["message"].startswith("不支持的参数: size")
+
+
+@pytest.mark.parametrize(
+    "body, code, message",
+    [
+        ({}, -2000, "Params body.prompt invalid"),
+        ({"prompt": 3}, -2000, "Params body.prompt invalid"),
+        ({"prompt": "x", "ratio": "5:4"}, -2000, "不支持的比例"),
+        ({"prompt": "x", "resolution": "8k"}, -2000, "不支持的分辨率"),
+    ],
+)
+async def test_bad_parameters(
+    jimeng_server: BackgroundServer,
+    http: httpx.AsyncClient,
+    body: dict[str, Any],
+    code: int,
+    message: str,
+) -> None:
+    result = await generate(http, jimeng_server, body)
+    assert result["code"] == code and message in result["message"]
+
+
+async def test_unknown_model_falls_back_silently(
+    jimeng_server: BackgroundServer, http: httpx.AsyncClient
+) -> None:
+    result = await generate(http, jimeng_server, {"prompt": "x", "model": "jimeng-99"})
+    assert len(result["data"]) == 4
+    stats = (await http.get(f"{jimeng_server.url}/_fake/stats")).json()
+    assert stats["models_used"] == {"jimeng-4.5": 1}
+
+
+async def test_session_ids(start_jimeng: Callable[..., BackgroundServer], http: httpx.AsyncClient) -> None:
+    server = start_jimeng(dead_ids=frozenset({"sess-old"}))
+    # No header at all: jimeng-api's own parameter check, not a login error.
+    missing = await generate(http, server, {"prompt": "x"}, headers={"X": "y"})
+    assert missing["code"] == -2000 and "authorization" in missing["message"]
+    dead = await generate(http, server, {"prompt": "x"}, headers={"Authorization": "Bearer sess-old"})
+    assert dead["code"] == -2002
+    assert dead["message"] == "[登录失效]: check login error。请重新获取refresh_token并更新配置"
+    # The region prefix does not hide a dead id.
+    prefixed = await generate(http, server, {"prompt": "x"}, headers={"Authorization": "Bearer us-sess-old"})
+    assert prefixed["code"] == -2002
+
+
+async def test_several_ids_are_picked_at_random(
+    start_jimeng: Callable[..., BackgroundServer], http: httpx.AsyncClient
+) -> None:
+    server = start_jimeng(dead_ids=frozenset({"b"}))
+    outcomes = set()
+    for _ in range(30):
+        result = await generate(
+            http,
+            server,
+            {"prompt": "x", "response_format": "b64_json"},
+            headers={"Authorization": "Bearer a,b"},
+        )
+        outcomes.add(result.get("code", 0))
+    assert outcomes == {0, -2002}  # no failover: the dead one fails now and then
+    stats = (await http.get(f"{server.url}/_fake/stats")).json()
+    assert set(stats["sessions_used"]) == {"a", "b"}
+
+
+async def test_live_ids_and_token_check(
+    start_jimeng: Callable[..., BackgroundServer], http: httpx.AsyncClient
+) -> None:
+    server = start_jimeng(live_ids=frozenset({"good"}))
+
+    async def live(token: str) -> bool:
+        answer = (await http.post(f"{server.url}/token/check", json={"token": token})).json()
+        assert isinstance(answer["live"], bool)
+        return bool(answer["live"])
+
+    assert await live("good") and not await live("other")
+    changed = await http.post(f"{server.url}/_fake/sessions", json={"dead": ["good"]})
+    assert changed.json()["dead"] == ["good"]
+    assert not await live("good")
+    await http.post(f"{server.url}/_fake/sessions", json={"live": ["good", "other"]})
+    assert await live("good") and await live("other")
+    assert (await http.post(f"{server.url}/token/check", json={})).json()["code"] == -2000
+
+
+async def test_token_points(jimeng_server: BackgroundServer, http: httpx.AsyncClient) -> None:
+    url = f"{jimeng_server.url}/token/points"
+    points = (await http.post(url, headers={"Authorization": "Bearer a,b"})).json()
+    assert [p["token"] for p in points] == ["a", "b"]
+    assert set(points[0]["points"]) == {"giftCredit", "purchaseCredit", "vipCredit", "totalCredit"}
+    await http.post(f"{jimeng_server.url}/_fake/sessions", json={"dead": ["b"]})
+    assert (await http.post(url, headers={"Authorization": "Bearer a,b"})).json()["code"] == -2002
+
+
+async def test_urls_expire_and_cannot_be_forged(
+    start_jimeng: Callable[..., BackgroundServer], http: httpx.AsyncClient
+) -> None:
+    server = start_jimeng(url_ttl=1)
+    result = await generate(http, server, {"prompt": "x"})
+    url = result["data"][0]["url"]
+    await fetch_image(http, url)
+    forged = await http.get(url[:-4] + "abcd")
+    assert forged.status_code == 403 and "SignatureDoesNotMatch" in forged.text
+    expires = int(url.split("expires=")[1].split("&")[0])
+    await asyncio.sleep(max(expires - time.time(), 0) + 0.2)
+    expired = await http.get(url)
+    assert expired.status_code == 403
+    assert "<Code>AccessDenied</Code>" in expired.text
+
+
+FAULT_CODES = [
+    ("session_expired", -2002, "登录失效"),
+    ("no_credits", -2009, "[积分不足]: credit prededuct not enough"),
+    ("credits_refused", -2001, "错误码: 1006"),
+    ("anti_bot", -2001, "[请求失败]: shark not pass (错误码: 1019)"),
+    ("content_policy_submit", -2006, "[内容违规]"),
+    ("content_policy", -2007, "图像生成失败，状态码: 30，错误码: 2038"),
+    ("generation_timeout", -2007, "timed out with no results"),
+    ("plain_error", -1000, "timeout of 45000ms exceeded"),
+]
+
+
+@pytest.mark.parametrize("mode, code, message", FAULT_CODES)
+async def test_fault_modes(
+    jimeng_server: BackgroundServer, http: httpx.AsyncClient, mode: str, code: int, message: str
+) -> None:
+    queued = await http.post(f"{jimeng_server.url}/_fake/faults", json={"mode": mode, "count": 2})
+    assert queued.status_code == 200
+    for path in ("/v1/images/generations", "/v1/images/compositions"):
+        body: dict[str, Any] = {"prompt": "x", "images": [red_data_uri()]}
+        result = await generate(http, jimeng_server, body, path=path)
+        assert result["code"] == code and result["data"] is None
+        assert message in result["message"]
+    assert "url" in (await generate(http, jimeng_server, {"prompt": "x"}))["data"][0]
+
+
+async def test_empty_data_fault(jimeng_server: BackgroundServer, http: httpx.AsyncClient) -> None:
+    await http.post(f"{jimeng_server.url}/_fake/faults", json={"mode": "empty_data"})
+    result = await generate(http, jimeng_server, {"prompt": "x"})
+    assert result["data"] == [] and "code" not in result
+
+
+async def test_hang_holds_the_request(jimeng_server: BackgroundServer, http: httpx.AsyncClient) -> None:
+    await http.post(f"{jimeng_server.url}/_fake/faults", json={"mode": "hang", "seconds": 0.5})
+    started = time.monotonic()
+    result = await generate(http, jimeng_server, {"prompt": "x"})
+    assert time.monotonic() - started >= 0.5 and len(result["data"]) == 4
+    # A caller with its own, shorter timeout gives up while the fake still holds on.
+    await http.post(f"{jimeng_server.url}/_fake/faults", json={"mode": "hang"})
+    with pytest.raises(httpx.ReadTimeout):
+        await http.post(
+            f"{jimeng_server.url}/v1/images/generations",
+            json={"prompt": "x"},
+            headers=SESSION,
+            timeout=httpx.Timeout(5, read=0.3),
+        )
+
+
+def red_data_uri() -> str:
+    out = io.BytesIO()
+    Image.new("RGB", (120, 90), (230, 20, 20)).save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+async def test_compositions_carry_the_reference(
+    jimeng_server: BackgroundServer, http: httpx.AsyncClient
+) -> None:
+    result = await generate(
+        http,
+        jimeng_server,
+        {"prompt": "x", "images": [red_data_uri()], "ratio": "1:1"},
+        path="/v1/images/compositions",
+    )
+    assert result["input_images"] == 1 and len(result["data"]) == 4
+    image = await fetch_image(http, result["data"][0]["url"])
+    pixel: Any = image.getpixel((image.width - 40, image.height - 40))
+    r, g, b = pixel
+    assert r > 180 and g < 80 and b < 80
+    plain = await generate(http, jimeng_server, {"prompt": "x", "ratio": "1:1"})
+    without = await fetch_image(http, plain["data"][0]["url"])
+    assert ImageChops.difference(image, without).getbbox() is not None
+
+    # A URL reference is downloaded, here one of the fake's own pictures.
+    by_url = await generate(
+        http,
+        jimeng_server,
+        {"prompt": "y", "images": [{"url": result["data"][0]["url"]}]},
+        path="/v1/images/compositions",
+    )
+    assert len(by_url["data"]) == 4
+
+
+@pytest.mark.parametrize(
+    "images, code",
+    [(None, -2000), ([], -1000), (["x"] * 11, -1000), (["http://127.0.0.1:9/nothing.png"], -1000)],
+)
+async def test_composition_reference_errors(
+    jimeng_server: BackgroundServer, http: httpx.AsyncClient, images: Any, code: int
+) -> None:
+    body: dict[str, Any] = {"prompt": "x"} if images is None else {"prompt": "x", "images": images}
+    result = await generate(http, jimeng_server, body, path="/v1/images/compositions")
+    assert result["code"] == code
+
+
+async def test_unknown_route_is_an_http_200_error(
+    jimeng_server: BackgroundServer, http: httpx.AsyncClient
+) -> None:
+    response = await http.get(f"{jimeng_server.url}/health")
+    assert response.status_code == 200 and response.json()["code"] == -1000
+
+
+async def test_faults_from_config_and_stats(
+    start_jimeng: Callable[..., BackgroundServer], http: httpx.AsyncClient
+) -> None:
+    server = start_jimeng(faults=(("anti_bot", 1),))
+    assert (await generate(http, server, {"prompt": "x"}))["code"] == -2001
+    assert "data" in await generate(http, server, {"prompt": "x", "images": ["a" * 500]})
+    stats = (await http.get(f"{server.url}/_fake/stats")).json()
+    assert stats["faults_served"] == {"anti_bot": 1}
+    assert stats["requests"]["generations"] == 2
+    assert len(stats["last_request"]["images"][0]) < 300  # long values are cut for stats
