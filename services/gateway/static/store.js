@@ -1,0 +1,76 @@
+// What this device remembers: the UI language and a small library of its stories.
+// The story token lives here (localStorage) and never in the URL.
+
+const LIB_KEY = 'storybook.library.v1';
+const LANG_KEY = 'storybook.uiLang';
+
+function read(key, fallback) {
+  try {
+    const raw = localStorage.getItem(key);
+    return raw == null ? fallback : JSON.parse(raw);
+  } catch {
+    return fallback;
+  }
+}
+
+function write(key, value) {
+  try {
+    localStorage.setItem(key, JSON.stringify(value));
+  } catch {
+    /* private mode or full: the app still works for this visit */
+  }
+}
+
+export function loadUiLang() {
+  const saved = read(LANG_KEY, null);
+  if (saved === 'zh' || saved === 'en') return saved;
+  return 'zh';
+}
+
+export function saveUiLang(lang) {
+  write(LANG_KEY, lang);
+}
+
+/** @returns {Array<{id,token,title,premise,language,style,age,status,pages,total,created_at,cover}>} */
+export function listStories() {
+  const items = read(LIB_KEY, []);
+  if (!Array.isArray(items)) return [];
+  return items
+    .filter((s) => s && typeof s.id === 'string' && typeof s.token === 'string')
+    .sort((a, b) => String(b.created_at || '').localeCompare(String(a.created_at || '')));
+}
+
+export function getStoryEntry(id) {
+  return listStories().find((s) => s.id === id) || null;
+}
+
+export function saveStoryEntry(entry) {
+  const items = listStories().filter((s) => s.id !== entry.id);
+  items.push(entry);
+  write(LIB_KEY, items);
+}
+
+export function updateStoryEntry(id, patch) {
+  const items = listStories();
+  const item = items.find((s) => s.id === id);
+  if (!item) return null;
+  let changed = false;
+  for (const [k, v] of Object.entries(patch)) {
+    if (v !== undefined && item[k] !== v) {
+      item[k] = v;
+      changed = true;
+    }
+  }
+  if (changed) write(LIB_KEY, items);
+  return item;
+}
+
+export function removeStoryEntry(id) {
+  const items = listStories();
+  const removed = items.find((s) => s.id === id) || null;
+  write(
+    LIB_KEY,
+    items.filter((s) => s.id !== id),
+  );
+  return removed;
+}

@@ -1,0 +1,212 @@
+// The story as the reader knows it: built from GET /api/stories/{id}, then kept
+// up to date by WebSocket events. Applying an event twice changes nothing.
+
+function normImage(img) {
+  if (!img) return null;
+  return {
+    status: img.status || 'pending',
+    url: img.url || null,
+    error: img.error || null,
+    started_at: img.started_at || null,
+  };
+}
+
+function normPage(p, i) {
+  return {
+    index: typeof p.index === 'number' ? p.index : i,
+    status: p.status || 'writing',
+    text: p.text || '',
+    choices: Array.isArray(p.choices) ? p.choices : [],
+    chosen: p.chosen && (p.chosen.choice != null || p.chosen.action) ? p.chosen : null,
+    error: p.error || null,
+    image: normImage(p.image),
+    attempt: 0, // text attempt seen in deltas
+    local: null, // what this device is doing to the page: 'choosing' | 'retrying'
+    imageLocal: null, // 'redrawing' | 'load-failed'
+  };
+}
+
+export function fromSnapshot(data) {
+  const pages = Array.isArray(data.pages) ? data.pages.map(normPage) : [];
+  pages.sort((a, b) => a.index - b.index);
+  return {
+    id: data.story_id,
+    title: data.title || null,
+    status: data.status || 'in_progress',
+    premise: data.premise || '',
+    age: data.age ?? 6,
+    language: data.language === 'en' ? 'en' : 'zh',
+    style: data.style || '',
+    total: Math.max(1, data.total_pages || 6),
+    created_at: data.created_at || null,
+    error: data.error || null,
+    pages,
+    lastSeq: Number.isFinite(data.last_seq) ? data.last_seq : 0,
+  };
+}
+
+export function emptyStory(entry) {
+  return {
+    id: entry.id,
+    title: entry.title || null,
+    status: entry.status || 'in_progress',
+    premise: entry.premise || '',
+    age: entry.age ?? 6,
+    language: entry.language || 'zh',
+    style: entry.style || '',
+    total: entry.total || 6,
+    created_at: entry.created_at || null,
+    error: null,
+    pages: [],
+    lastSeq: 0,
+  };
+}
+
+export function ensurePage(story, index) {
+  while (story.pages.length <= index) {
+    story.pages.push(normPage({ index: story.pages.length, status: 'writing' }, story.pages.length));
+  }
+  return story.pages[index];
+}
+
+/**
+ * Apply one server message. Returns a small description of what changed
+ * ({kind, page}) or null when nothing did.
+ */
+export function applyEvent(story, ev) {
+  const durable = typeof ev.seq === 'number';
+  if (durable) {
+    if (ev.seq <= story.lastSeq) return null; // already applied
+    story.lastSeq = ev.seq;
+  }
+  const idx = typeof ev.page === 'number' ? ev.page : null;
+  switch (ev.type) {
+    case 'story.outlined':
+      if (ev.title) story.title = ev.title;
+      return { kind: 'title' };
+
+    case 'page.started': {
+      if (idx == null) return null;
+      const page = ensurePage(story, idx);
+      if (page.status !== 'done') {
+        if (page.status === 'failed') page.text = '';
+        page.status = 'writing';
+        page.error = null;
+      }
+      page.local = null;
+      if (story.status === 'failed') story.status = 'in_progress';
+      return { kind: 'page.started', page: idx };
+    }
+
+    case 'page.text.delta': {
+      if (idx == null || typeof ev.delta !== 'string') return null;
+      const page = ensurePage(story, idx);
+      if (page.status === 'done') return null;
+      const attempt = Number(ev.attempt) || 0;
+      if (attempt < page.attempt) return null;
+      const offset = Math.max(0, Number(ev.offset) || 0);
+      if (attempt > page.attempt) {
+        page.attempt = attempt;
+        // A new attempt starts over; what an abandoned attempt wrote goes away.
+        if (offset === 0) page.text = '';
+      }
+      // Joined mid-page (reload or reconnect) and missed the start: keep what we
+      // have rather than show a sentence with a hole; page.text.done fills it in.
+      if (offset > page.text.length) return null;
+      page.text = page.text.slice(0, offset) + ev.delta;
+      if (page.status === 'failed') {
+        page.status = 'writing';
+        page.error = null;
+      }
+      return { kind: 'delta', page: idx };
+    }
+
+    case 'page.text.done': {
+      if (idx == null) return null;
+      const page = ensurePage(story, idx);
+      page.status = 'done';
+      page.text = typeof ev.text === 'string' ? ev.text : page.text;
+      page.choices = Array.isArray(ev.choices) ? ev.choices : [];
+      page.error = null;
+      page.local = null;
+      return { kind: 'page.done', page: idx };
+    }
+
+    case 'page.failed': {
+      if (idx == null) return null;
+      const page = ensurePage(story, idx);
+      page.status = 'failed';
+      page.error = ev.error || { code: 'llm_failed', message: '' };
+      page.local = null;
+      return { kind: 'page.failed', page: idx };
+    }
+
+    case 'page.image.started': {
+      if (idx == null) return null;
+      const page = ensurePage(story, idx);
+      page.image = { status: 'pending', url: null, error: null, started_at: ev.at || new Date().toISOString() };
+      page.imageLocal = null;
+      return { kind: 'image', page: idx };
+    }
+
+    case 'page.image.done': {
+      if (idx == null) return null;
+      const page = ensurePage(story, idx);
+      page.image = { status: 'ready', url: ev.url || null, error: null, started_at: page.image ? page.image.started_at : null };
+      page.imageLocal = null;
+      return { kind: 'image.ready', page: idx };
+    }
+
+    case 'page.image.failed': {
+      if (idx == null) return null;
+      const page = ensurePage(story, idx);
+      page.image = {
+        status: 'failed',
+        url: null,
+        error: ev.error || { code: 'image_failed', message: '' },
+        started_at: page.image ? page.image.started_at : null,
+      };
+      page.imageLocal = null;
+      return { kind: 'image', page: idx };
+    }
+
+    case 'page.chosen': {
+      if (idx == null) return null;
+      const page = ensurePage(story, idx);
+      page.chosen = { choice: ev.choice ?? null, action: ev.action ?? null };
+      page.local = null;
+      return { kind: 'chosen', page: idx };
+    }
+
+    case 'story.ended':
+      story.status = 'ended';
+      return { kind: 'ended' };
+
+    case 'story.failed':
+      // Not in the contract yet; handled in case the gateway adds it.
+      story.status = 'failed';
+      story.error = ev.error || null;
+      return { kind: 'story.failed' };
+
+    default:
+      return durable ? { kind: 'other' } : null;
+  }
+}
+
+/** Text of what was chosen at the end of a page, or null. */
+export function chosenText(page) {
+  if (!page.chosen) return null;
+  if (page.chosen.action) return page.chosen.action;
+  const i = page.chosen.choice;
+  if (i != null && page.choices[i] != null) return page.choices[i];
+  return null;
+}
+
+export function donePages(story) {
+  return story.pages.filter((p) => p.status === 'done').length;
+}
+
+export function coverUrl(story) {
+  const p = story.pages.find((pg) => pg.image && pg.image.status === 'ready' && pg.image.url);
+  return p ? p.image.url : null;
+}
