@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -45,8 +46,11 @@ async def declare_topology(broker: RabbitBroker, topo: Topology) -> None:
     for queue in (topo.llm_queue, topo.image_queue, topo.results_queue):
         declared = await broker.declare_queue(queue)
         await declared.bind(work, routing_key=queue.routing())
-    dead_queue = await broker.declare_queue(topo.dead_queue)
-    await dead_queue.bind(dead, routing_key="")
+    for queue in (topo.dead_queue, topo.dead_notify_queue):
+        declared = await broker.declare_queue(queue)
+        await declared.bind(dead, routing_key="")
+    for queue in topo.retry_queues:
+        await broker.declare_queue(queue)
 
 
 async def publish_work(
@@ -71,18 +75,63 @@ class Malformed(Exception):
     """A message that can never be handled: it goes to the dead-letter queue."""
 
 
-async def settle(msg: RabbitMessage, work: Callable[[], Awaitable[None]]) -> None:
-    """Run `work` for one delivery and settle it the way our guarantees need.
+class Delivery:
+    """One received work message and the ways our guarantees allow to settle it."""
 
-    Done: ack. Malformed: reject without requeue, so the broker dead-letters it with
-    the reason. Anything else (store down, broker hiccup): requeue, and the quorum
-    queue's delivery limit bounds how often that can happen.
+    def __init__(self, broker: RabbitBroker, topo: Topology, msg: RabbitMessage, *, key: str) -> None:
+        self.broker, self.topo, self.msg, self.key = broker, topo, msg, key
+        self.headers: dict[str, Any] = dict(msg.headers or {})
+        self.retries = int(self.headers.get("x-retries", 0) or 0)
+        # Redelivered: a consumer died holding it (or the broker restarted).
+        self.redelivered = bool(getattr(msg.raw_message, "redelivered", False))
+
+    async def retry_later(self, delay: float, **headers: Any) -> None:
+        """Park the message in a retry queue; it comes back to its work queue after `delay`."""
+        queue = self.topo.retry_tier(self.key, delay)
+        await self.broker.publish(
+            self.msg.body,
+            queue=queue.name,
+            persist=True,
+            content_type="application/json",
+            expiration=max(0.1, delay),
+            headers={**self.headers, **headers, "x-retries": self.retries + 1},
+        )
+
+    async def dead_letter(self, reason: str, *, code: str = "dead") -> None:
+        """Keep the message, with why it died, where operators (and the gateway) see it."""
+        await self.broker.publish(
+            self.msg.body,
+            exchange=self.topo.dead_exchange,
+            persist=True,
+            content_type="application/json",
+            headers={
+                **self.headers,
+                "x-reason": reason[:500],
+                "x-error-code": code,
+                "x-source": self.key,
+            },
+        )
+
+
+async def settle(delivery: Delivery, work: Callable[[], Awaitable[None]]) -> None:
+    """Run `work` for one delivery and settle it.
+
+    Done (including a retry parked or a dead letter written by `work`): ack.
+    Malformed: dead-letter it with the reason, then ack. Anything else (store down,
+    broker hiccup): requeue; the quorum queue's delivery limit bounds how often a
+    message can kill its consumer before the broker dead-letters it.
     """
+    msg = delivery.msg
     try:
         await work()
     except Malformed as exc:
         log.error("dead-lettering a malformed message: %s", exc)
-        await msg.reject(requeue=False)
+        try:
+            await delivery.dead_letter(f"malformed: {exc}", code="malformed")
+        except Exception:
+            await msg.nack(requeue=True)
+            return
+        await msg.ack()
     except Exception:
         log.exception("handling failed; the message is requeued")
         await msg.nack(requeue=True)
@@ -95,3 +144,8 @@ def parse(adapter: TypeAdapter[T], body: bytes) -> T:
         return adapter.validate_json(body)
     except ValidationError as exc:
         raise Malformed(f"{exc.error_count()} problem(s): {exc.errors()[0]['msg']}") from None
+
+
+def backoff(retries: int, *, base: float, cap: float) -> float:
+    """Exponential backoff with jitter, so a fleet does not retry in lockstep."""
+    return float(min(cap, base * 2**retries) * random.uniform(0.8, 1.2))

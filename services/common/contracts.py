@@ -199,6 +199,23 @@ class TextDelta(Contract):
     delta: str
 
 
+class TextReset(Contract):
+    """The page is being written again from the start: discard its partial text."""
+
+    kind: Literal["reset"] = "reset"
+    story_id: str
+    page: int
+    attempt: int
+
+
+class SyncHint(Contract):
+    """The store may hold events a replica did not fan out; readers catch up from it."""
+
+    kind: Literal["sync"] = "sync"
+    story_id: str
+    last_seq: int
+
+
 class LiveEvent(Contract):
     """A durable story event after the gateway stored it, fanned out to every replica."""
 
@@ -209,8 +226,8 @@ class LiveEvent(Contract):
     data: dict[str, object]
 
 
-Live = Annotated[TextDelta | LiveEvent, Field(discriminator="kind")]
-live_adapter: TypeAdapter[TextDelta | LiveEvent] = TypeAdapter(Live)
+Live = Annotated[TextDelta | TextReset | SyncHint | LiveEvent, Field(discriminator="kind")]
+live_adapter: TypeAdapter[TextDelta | TextReset | SyncHint | LiveEvent] = TypeAdapter(Live)
 
 
 # ------------------------------------------------------------- what the model writes

@@ -16,6 +16,14 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQue
 
 DELIVERY_LIMIT = 5
 
+# Delays of the retry queues, seconds. A retry waits in the shortest tier that is at
+# least as long as its delay, then is dead-lettered back to its work queue: no
+# consumer is held while it waits, and it survives a worker or broker restart.
+RETRY_TIERS: dict[str, tuple[int, ...]] = {
+    "llm.tasks": (1, 5, 15, 60),
+    "image.tasks": (5, 15, 60, 180),
+}
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -69,7 +77,38 @@ class Topology:
 
     @property
     def dead_queue(self) -> RabbitQueue:
+        """Kept for operators: every dead message with its reason, until someone looks."""
         return RabbitQueue(f"{self.prefix}.dead", durable=True)
+
+    @property
+    def dead_notify_queue(self) -> RabbitQueue:
+        """A copy of every dead message, for the gateway to tell the story's reader."""
+        return RabbitQueue(
+            f"{self.prefix}.dead.notify",
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            arguments={"x-delivery-limit": DELIVERY_LIMIT},
+        )
+
+    def retry_queue(self, key: str, seconds: int) -> RabbitQueue:
+        return RabbitQueue(
+            f"{self.prefix}.retry.{key}.{seconds}s",
+            durable=True,
+            arguments={
+                "x-message-ttl": seconds * 1000,
+                "x-dead-letter-exchange": f"{self.prefix}.work",
+                "x-dead-letter-routing-key": key,
+            },
+        )
+
+    def retry_tier(self, key: str, delay: float) -> RabbitQueue:
+        tiers = RETRY_TIERS[key]
+        seconds = next((t for t in tiers if t >= delay), tiers[-1])
+        return self.retry_queue(key, seconds)
+
+    @property
+    def retry_queues(self) -> list[RabbitQueue]:
+        return [self.retry_queue(k, s) for k, tiers in RETRY_TIERS.items() for s in tiers]
 
     def live_queue(self, replica: str) -> RabbitQueue:
         # One per gateway process, gone with it: what a replica missed while down is
@@ -85,6 +124,15 @@ class Topology:
     @property
     def work_queue_names(self) -> list[str]:
         return [self.llm_queue.name, self.image_queue.name, self.results_queue.name]
+
+    @property
+    def all_queue_names(self) -> list[str]:
+        return [
+            *self.work_queue_names,
+            self.dead_queue.name,
+            self.dead_notify_queue.name,
+            *(q.name for q in self.retry_queues),
+        ]
 
 
 def live_routing_key(story_id: str) -> str:

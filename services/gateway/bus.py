@@ -23,7 +23,8 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from services.common import contracts as c
-from services.common.bus import declare_topology, make_broker, parse, publish_work, settle
+from services.common.bus import Delivery, declare_topology, make_broker, parse, publish_work, settle
+from services.common.errors import reader_error
 from services.common.topology import Topology, live_routing_key
 from services.gateway.hub import Hub
 from services.gateway.store.models import Outbox
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 RELAY_EVERY = 2.0
 RELAY_GRACE = timedelta(seconds=5)
+DEPTH_EVERY = 2.0
 
 
 class GatewayBus:
@@ -41,8 +43,11 @@ class GatewayBus:
         self.store = store
         self.hub = hub
         self.replica = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.broker: RabbitBroker = make_broker(url)
+        self.broker: RabbitBroker = make_broker(url, on_reconnected=[self._on_reconnected])
         self._relay: asyncio.Task[None] | None = None
+        self._depth_task: asyncio.Task[None] | None = None
+        # Pages waiting to be written, as last read from the broker (-1: unknown yet).
+        self.llm_depth = -1
         self._register()
 
     def _register(self) -> None:
@@ -55,16 +60,49 @@ class GatewayBus:
             ack_policy=AckPolicy.MANUAL,
         )
         async def on_result(msg: RabbitMessage) -> None:
+            delivery = Delivery(self.broker, topo, msg, key=topo.results_key)
+
             async def work() -> None:
                 result = parse(c.result_adapter, msg.body)
-                try:
-                    changes = await self.store.apply(result)
-                except NotFound:
-                    log.warning("result for an unknown story dropped", extra={"story_id": result.story_id})
-                    return
-                await self.publish(changes)
+                await self._apply(result, resync=delivery.redelivered)
 
-            await settle(msg, work)
+            await settle(delivery, work)
+
+        @self.broker.subscriber(
+            topo.dead_notify_queue,
+            topo.dead_exchange,
+            channel=Channel(prefetch_count=16),
+            ack_policy=AckPolicy.MANUAL,
+        )
+        async def on_dead(msg: RabbitMessage) -> None:
+            # A task that died (attempts used up, or it killed its consumer again and
+            # again) must not leave its reader waiting: fail its page or picture.
+            headers = dict(msg.headers or {})
+            source = str(headers.get("x-source") or "")
+            code = str(headers.get("x-error-code") or "")
+            result: c.PageFailed | c.ImageFailed | None = None
+            try:
+                if source == topo.image_key or (not source and b'"prompt"' in msg.body):
+                    task = c.image_task_adapter.validate_json(msg.body)
+                    err = reader_error(code if code.startswith("image_") else "image_failed")
+                    result = c.ImageFailed(
+                        story_id=task.story_id, page=task.page, attempt=task.attempt, error=err
+                    )
+                elif source in (topo.llm_key, ""):
+                    llm = c.llm_task_adapter.validate_json(msg.body)
+                    err = reader_error(code if code.startswith("llm_") else "llm_failed")
+                    page = llm.page if isinstance(llm, c.PageTask) else 0
+                    result = c.PageFailed(story_id=llm.story_id, page=page, attempt=llm.attempt, error=err)
+            except ValueError:
+                result = None
+            try:
+                if result is not None:
+                    await self._apply(result, resync=False)
+            except Exception:
+                log.exception("could not fail the dead task's page; will retry")
+                await msg.nack(requeue=True)
+                return
+            await msg.ack()
 
         @self.broker.subscriber(
             topo.live_queue(self.replica),
@@ -80,31 +118,55 @@ class GatewayBus:
                 return
             self.hub.dispatch(item)
 
+    async def _apply(self, result: c.Contract, *, resync: bool) -> None:
+        story_id = getattr(result, "story_id", "")
+        try:
+            changes = await self.store.apply(result)
+        except NotFound:
+            log.warning("result for an unknown story dropped", extra={"story_id": story_id})
+            return
+        await self.publish(changes)
+        if resync:
+            # A redelivery: whoever handled it first may have stored events and died
+            # before fanning them out. Readers of this story catch up from the store.
+            await self._live(c.SyncHint(story_id=story_id, last_seq=changes.last_seq))
+
+    async def _live(self, message: c.Contract) -> None:
+        await self.broker.publish(
+            message,
+            exchange=self.topo.live_exchange,
+            routing_key=live_routing_key(str(getattr(message, "story_id", ""))),
+            mandatory=False,
+        )
+
+    def _on_reconnected(self, *_: object) -> None:
+        log.warning("reconnected to the broker; readers catch up from the store")
+        self.hub.resync_all()
+
     async def start(self) -> None:
         await self.broker.connect()
         await declare_topology(self.broker, self.topo)
         await self.broker.start()
         self._relay = asyncio.create_task(self._relay_loop(), name="outbox-relay")
+        self._depth_task = asyncio.create_task(self._depth_loop(), name="queue-depth")
 
     async def stop(self) -> None:
-        if self._relay:
-            self._relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relay
+        for task in (self._relay, self._depth_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.broker.stop()
 
-    async def connected(self) -> bool:
-        return await self.broker.ping(timeout=1.0)
+    def connected(self) -> bool:
+        """Now, without waiting: a request must get its 503 at once while the broker is away."""
+        connection = self.broker._connection
+        return connection is not None and connection.connected.is_set() and not connection.is_closed
 
     async def publish(self, changes: Changes) -> None:
         """Publish what a committed transaction produced: events, then work."""
         for event in changes.events:
-            await self.broker.publish(
-                event,
-                exchange=self.topo.live_exchange,
-                routing_key=live_routing_key(event.story_id),
-                mandatory=False,
-            )
+            await self._live(event)
         await self._publish_outbox(changes.outbox)
 
     async def _publish_outbox(self, rows: list[Outbox]) -> None:
@@ -119,6 +181,22 @@ class GatewayBus:
             )
             done.append(row.id)
         await self.store.mark_published(done)
+
+    async def _depth_loop(self) -> None:
+        """Read the page queue's depth every few seconds (a passive declare)."""
+        channel = None
+        while True:
+            try:
+                connection = self.broker._connection
+                if connection is not None and self.connected():
+                    if channel is None or channel.is_closed:
+                        channel = await connection.channel()
+                    queue = await channel.declare_queue(self.topo.llm_queue.name, passive=True)
+                    self.llm_depth = int(queue.declaration_result.message_count or 0)
+            except Exception:
+                channel = None
+                log.debug("queue depth not read this time", exc_info=True)
+            await asyncio.sleep(DEPTH_EVERY)
 
     async def _relay_loop(self) -> None:
         while True:

@@ -17,6 +17,14 @@ class GatewaySettings(ServiceSettings):
     story_pages: int = Field(default=6, ge=2, le=30, description="pages in a story")
     default_style: str = "watercolor"
     max_body_bytes: int = Field(default=16_384, ge=1024)
+    # New stories are refused (503 + Retry-After) while more pages than this wait to
+    # be written: better a clear "try again" than a story that takes hours.
+    max_queue_depth: int = Field(default=200, ge=1)
+    # New stories per client address per minute, per gateway process.
+    create_per_minute: int = Field(default=10, ge=1)
+    # Web pages allowed to open a reader socket besides the gateway's own origin,
+    # comma-separated (e.g. https://stories.example.com); "*" allows any.
+    allowed_origins: str = ""
     # Where a replica's socket buffers more than this many events for a slow reader,
     # the reader is disconnected and resumes with `after` instead of eating memory.
     ws_send_buffer: int = Field(default=1000, ge=10)

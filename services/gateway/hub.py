@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.common.contracts import LiveEvent, TextDelta
+from services.common.contracts import LiveEvent, SyncHint, TextDelta, TextReset
 
 PARTIAL_TTL = 15 * 60.0
+SYNC = "_sync"  # internal: never sent to a reader
 
 
 @dataclass
@@ -69,10 +70,22 @@ class Hub:
     def partials(self, story_id: str) -> list[tuple[int, Partial]]:
         return sorted((p, v) for (s, p), v in self._partial.items() if s == story_id)
 
-    def dispatch(self, item: TextDelta | LiveEvent) -> None:
-        if isinstance(item, TextDelta):
+    def resync_all(self) -> None:
+        """Every socket here reads what it may have missed from the store."""
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.offer({"type": SYNC, "last_seq": None})
+
+    def dispatch(self, item: TextDelta | TextReset | SyncHint | LiveEvent) -> None:
+        frame: dict[str, Any]
+        if isinstance(item, SyncHint):
+            frame = {"type": SYNC, "last_seq": item.last_seq}
+        elif isinstance(item, TextReset):
+            self._partial.pop((item.story_id, item.page), None)
+            frame = {"type": "page.text.reset", "page": item.page, "attempt": item.attempt}
+        elif isinstance(item, TextDelta):
             self._track(item)
-            frame: dict[str, Any] = {
+            frame = {
                 "type": "page.text.delta",
                 "page": item.page,
                 "attempt": item.attempt,

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import logging
+import time
+import unicodedata
+from collections import OrderedDict, deque
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from services.common.contracts import MAX_ACTION, MAX_PREMISE
 from services.gateway.bus import GatewayBus
@@ -19,6 +30,15 @@ Action = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 Style = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 
 
+def no_control_characters(value: str) -> str:
+    # Only C0/C1 control characters: format characters such as the zero-width joiner
+    # are part of ordinary emoji and stay.
+    bad = [ch for ch in value if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t"]
+    if bad:
+        raise ValueError(f"contains a control character (U+{ord(bad[0]):04X}); remove it")
+    return value
+
+
 class NewStory(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -27,6 +47,8 @@ class NewStory(BaseModel):
     language: Literal["zh", "en"] = "zh"
     style: Style | None = None
 
+    _clean = field_validator("premise", "style")(no_control_characters)
+
 
 class Choice(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -34,6 +56,8 @@ class Choice(BaseModel):
     page: StrictInt = Field(ge=0)
     choice: StrictInt | None = Field(default=None, ge=0)
     action: Action | None = None
+
+    _clean = field_validator("action")(no_control_characters)
 
     @model_validator(mode="after")
     def _one_of(self) -> Choice:
@@ -47,6 +71,39 @@ class Choice(BaseModel):
 class Busy(StoreError):
     status = 503
     code = "busy"
+    retry_after = 5
+
+
+class Crowded(Busy):
+    retry_after = 30
+
+
+class RateLimited(StoreError):
+    status = 429
+    code = "rate_limited"
+    retry_after = 60
+
+
+class PerClientLimit:
+    """At most `per_minute` new stories per client address, in a sliding minute."""
+
+    def __init__(self, per_minute: int, *, clients: int = 10_000) -> None:
+        self.per_minute = per_minute
+        self.clients = clients
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def allow(self, client: str) -> bool:
+        now = time.monotonic()
+        stamps = self._seen.pop(client, None) or deque()
+        while stamps and now - stamps[0] > 60:
+            stamps.popleft()
+        allowed = len(stamps) < self.per_minute
+        if allowed:
+            stamps.append(now)
+        self._seen[client] = stamps
+        while len(self._seen) > self.clients:  # bounded memory under many addresses
+            self._seen.popitem(last=False)
+        return allowed
 
 
 class StoryService:
@@ -54,9 +111,10 @@ class StoryService:
         self.settings = settings
         self.store = store
         self.bus = bus
+        self.limit = PerClientLimit(settings.create_per_minute)
 
     async def _require_broker(self) -> None:
-        if not await self.bus.connected():
+        if not self.bus.connected():
             raise Busy(
                 "The story machine cannot reach its message broker right now. "
                 "Nothing was started; please try again in a few seconds."
@@ -70,8 +128,18 @@ class StoryService:
         except Exception:
             log.warning("publish deferred to the outbox relay", exc_info=True)
 
-    async def create(self, req: NewStory) -> tuple[str, str]:
+    async def create(self, req: NewStory, *, client: str) -> tuple[str, str]:
         await self._require_broker()
+        if self.bus.llm_depth > self.settings.max_queue_depth:
+            raise Crowded(
+                f"The story machine is very busy right now ({self.bus.llm_depth} pages are waiting "
+                "to be written). Please try again in a minute."
+            )
+        if not self.limit.allow(client):
+            raise RateLimited(
+                f"You have started {self.settings.create_per_minute} stories in the last minute. "
+                "Please wait a minute before starting another."
+            )
         story_id, token, changes = await self.store.create_story(
             premise=req.premise,
             age=req.age,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import secrets
 import tempfile
 from pathlib import Path
@@ -20,7 +19,16 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from services.common import contracts as c
-from services.common.bus import declare_topology, make_broker, parse, publish_work, settle
+from services.common.bus import (
+    Delivery,
+    backoff,
+    declare_topology,
+    make_broker,
+    parse,
+    publish_work,
+    settle,
+)
+from services.common.errors import reader_error
 from services.common.logs import register_secrets
 from services.common.topology import Topology
 from services.image_worker.config import ImageSettings
@@ -29,13 +37,6 @@ from services.image_worker.jimeng import ImageError, Jimeng, SessionPool
 log = logging.getLogger(__name__)
 
 SNIFF = {b"RIFF": ".webp", b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg"}
-
-READER_MESSAGES = {
-    "image_session_expired": "The illustrator is not signed in. Please tell the person who runs it.",
-    "image_no_credits": "The illustrator has run out of credit. Please tell the person who runs it.",
-    "image_content_policy": "This picture could not be drawn. Tap redraw to try another one.",
-    "image_timeout": "The picture took too long. Tap redraw to try again.",
-}
 
 
 def extension(data: bytes, content_type: str) -> str:
@@ -81,62 +82,65 @@ class Illustrator:
         if self.jimeng is not None:
             await self.jimeng.close()
 
-    async def draw(self, task: c.ImageTask) -> None:
-        assert self.jimeng is not None
+    async def handle(self, task: c.ImageTask, delivery: Delivery) -> None:
         extra = {"story_id": task.story_id, "page": task.page, "attempt": task.attempt}
+        try:
+            path = await self.draw(task)
+        except ImageError as err:
+            extra["code"] = err.code
+            if err.retryable and delivery.retries + 1 < self.settings.image_max_attempts:
+                delay = backoff(delivery.retries, base=10, cap=180)
+                log.warning("picture attempt failed (%s); retrying in %.0fs", err.message, delay, extra=extra)
+                await delivery.retry_later(delay)
+                return
+            log.error("picture failed: %s", err.message, extra=extra)
+            failed = c.ImageFailed(
+                story_id=task.story_id, page=task.page, attempt=task.attempt, error=reader_error(err.code)
+            )
+            await self._result(failed)
+            if err.retryable:
+                attempts = delivery.retries + 1
+                await delivery.dead_letter(f"{err.code}: {err.message} ({attempts} attempts)", code=err.code)
+            return
+        log.info("picture drawn and stored", extra=extra)
+        await self._result(
+            c.ImageReady(story_id=task.story_id, page=task.page, media_path=path, attempt=task.attempt)
+        )
+
+    async def draw(self, task: c.ImageTask) -> str:
+        """One attempt: draw, download at once, store. A refusal by policy is tried once softened."""
+        assert self.jimeng is not None
         prompt = task.prompt
-        softened = False
-        result: c.Contract
-        for attempt in range(1, self.settings.image_max_attempts + 1):
+        for softened in (False, True):
             try:
                 url = await self.jimeng.generate(
                     prompt=prompt,
                     ratio=task.ratio or self.settings.jimeng_ratio,
                     resolution=self.settings.jimeng_resolution,
                 )
-                data, ctype = await self.jimeng.fetch(url)
-                path = store_file(
-                    self.settings.media_dir,
-                    task.story_id,
-                    task.page,
-                    task.attempt,
-                    data,
-                    extension(data, ctype),
-                )
-                result = c.ImageReady(
-                    story_id=task.story_id, page=task.page, media_path=path, attempt=task.attempt
-                )
-                log.info("picture drawn and stored", extra=extra)
-                break
             except ImageError as err:
                 if err.policy and not softened:
-                    softened = True
-                    prompt = soften(prompt)
-                    log.warning("picture refused by policy; retrying softened", extra=extra)
-                    continue
-                if not err.retryable or attempt == self.settings.image_max_attempts:
-                    log.error("picture failed: %s", err.message, extra={**extra, "code": err.code})
-                    result = c.ImageFailed(
-                        story_id=task.story_id,
-                        page=task.page,
-                        attempt=task.attempt,
-                        error=c.ErrorInfo(
-                            code=err.code,
-                            message=READER_MESSAGES.get(
-                                err.code, "The picture could not be drawn. Tap redraw to try again."
-                            ),
-                        ),
+                    log.warning(
+                        "picture refused by policy; trying a softened prompt",
+                        extra={"story_id": task.story_id, "page": task.page},
                     )
-                    break
-                wait = min(60.0, 5.0 * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
-                log.warning("picture attempt failed (%s); retrying in %.0fs", err.message, wait, extra=extra)
-                await asyncio.sleep(wait)
+                    prompt = soften(prompt)
+                    continue
+                raise
+            data, ctype = await self.jimeng.fetch(url)
+            ext = extension(data, ctype)
+            return await asyncio.to_thread(
+                store_file, self.settings.media_dir, task.story_id, task.page, task.attempt, data, ext
+            )
+        raise ImageError("image_content_policy", "the picture was refused twice")  # pragma: no cover
+
+    async def _result(self, result: c.ImageReady | c.ImageFailed) -> None:
         await publish_work(
             self.broker,
             self.topo,
             result,
             routing_key=self.topo.results_key,
-            headers={"story_id": task.story_id},
+            headers={"story_id": result.story_id},
         )
 
 
@@ -161,10 +165,12 @@ def create_app(settings: ImageSettings) -> FastStream:
         ack_policy=AckPolicy.MANUAL,
     )
     async def on_task(msg: RabbitMessage) -> None:
-        async def work() -> None:
-            await illustrator.draw(parse(c.image_task_adapter, msg.body))
+        delivery = Delivery(broker, topology, msg, key=topology.image_key)
 
-        await settle(msg, work)
+        async def work() -> None:
+            await illustrator.handle(parse(c.image_task_adapter, msg.body), delivery)
+
+        await settle(delivery, work)
 
     app = FastStream(broker, logger=logging.getLogger("faststream"))
 

@@ -2,9 +2,14 @@
 
 A page is streamed: the illustration prompt comes first in the model's JSON, and the
 picture is requested the moment it is complete, so drawing and writing overlap. Text
-deltas go to the live exchange as they arrive (coalesced to a few per second per
-page); the finished page goes to `gateway.results`. A task is acknowledged only after
-its result is confirmed by the broker.
+deltas go to the live exchange as they arrive (coalesced to ~20 frames a second);
+the finished page goes to `gateway.results`. A task is acknowledged only after its
+result is confirmed by the broker.
+
+One delivery is one upstream attempt. A failed attempt that may succeed later is
+parked in a retry queue (no consumer waits for it); one that cannot, or has used
+its attempts, becomes a `PageFailed` the reader sees, and the exhausted message is
+kept in the dead-letter queue with its reason.
 """
 
 from __future__ import annotations
@@ -12,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
+from aiolimiter import AsyncLimiter
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
@@ -25,7 +29,16 @@ from openai import AsyncOpenAI
 from pydantic import ValidationError
 
 from services.common import contracts as c
-from services.common.bus import declare_topology, make_broker, parse, publish_work, settle
+from services.common.bus import (
+    Delivery,
+    backoff,
+    declare_topology,
+    make_broker,
+    parse,
+    publish_work,
+    settle,
+)
+from services.common.errors import reader_error
 from services.common.logs import register_secrets
 from services.common.topology import Topology, live_routing_key
 from services.llm_worker import prompts
@@ -34,7 +47,6 @@ from services.llm_worker.moonshot import LlmError, classify, make_client, stream
 from services.llm_worker.writer import PageReader
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 DELTA_EVERY = 0.05  # seconds: coalesce tokens into at most ~20 frames a second
 
@@ -45,6 +57,9 @@ class Writer:
         self.broker = broker
         self.topo = topology
         self.client: AsyncOpenAI | None = None
+        # The Moonshot budget of this process: calls in flight and calls per minute.
+        self.in_flight = asyncio.Semaphore(settings.moonshot_concurrency)
+        self.per_minute = AsyncLimiter(settings.moonshot_rpm, 60) if settings.moonshot_rpm else None
 
     async def start(self) -> None:
         self.client = make_client(self.settings)
@@ -53,7 +68,6 @@ class Writer:
         if self.client is not None:
             await self.client.close()
 
-    # ------------------------------------------------------------------ results
     async def _result(self, result: c.Contract, story_id: str) -> None:
         await publish_work(
             self.broker,
@@ -63,64 +77,63 @@ class Writer:
             headers={"story_id": story_id},
         )
 
-    async def _attempts(self, story_id: str, page: int, run: Callable[[bool], Awaitable[T]]) -> T:
-        """Run one upstream attempt after another until one succeeds or retrying is pointless."""
-        gentle = False
-        filtered_once = False
-        for attempt in range(1, self.settings.llm_max_attempts + 1):
-            try:
-                return await run(gentle)
-            except Exception as exc:  # classified below; nothing escapes unclassified
-                err = classify(exc)
-            extra = {"story_id": story_id, "page": page, "code": err.code, "attempt": attempt}
-            if err.code == "llm_content_filter" and not filtered_once:
-                # One more try with a gentler prompt, then give up clearly.
-                filtered_once, gentle = True, True
-                log.warning("content filter; retrying gently", extra=extra)
-                continue
-            if not err.retryable or attempt == self.settings.llm_max_attempts:
-                log.error("page attempt failed for good: %s", err.message, extra=extra)
-                raise err
-            wait = err.retry_after if err.retry_after is not None else min(30.0, 2 ** (attempt - 1))
-            wait *= random.uniform(1.0, 1.25)
-            log.warning("attempt failed (%s); retrying in %.1fs", err.message, wait, extra=extra)
-            await asyncio.sleep(wait)
-        raise LlmError("llm_failed", "no attempt left")  # pragma: no cover
+    # ------------------------------------------------------------------ one delivery
+    async def handle(self, task: c.OutlineTask | c.PageTask, delivery: Delivery) -> None:
+        page = task.page if isinstance(task, c.PageTask) else 0
+        gentle = delivery.headers.get("x-gentle") == "1"
+        extra = {"story_id": task.story_id, "page": page, "attempt": delivery.retries + 1}
+        try:
+            if isinstance(task, c.OutlineTask):
+                await self.write_outline(task, gentle=gentle)
+            else:
+                again = delivery.retries > 0 or delivery.redelivered
+                await self.write_page(task, gentle=gentle, again=again)
+            return
+        except Exception as exc:  # every failure is classified; none escapes as a crash
+            err = classify(exc)
+        extra["code"] = err.code
+        if err.code == "llm_content_filter" and not gentle:
+            log.warning("refused by the content filter; retrying once, gently", extra=extra)
+            await delivery.retry_later(0, **{"x-gentle": "1"})
+            return
+        if err.retryable and delivery.retries + 1 < self.settings.llm_max_attempts:
+            delay = (
+                err.retry_after if err.retry_after is not None else backoff(delivery.retries, base=2, cap=60)
+            )
+            log.warning("attempt failed (%s); retrying in %.1fs", err.message, delay, extra=extra)
+            await delivery.retry_later(delay)
+            return
+        log.error("page failed for good: %s", err.message, extra=extra)
+        failed = c.PageFailed(
+            story_id=task.story_id, page=page, error=reader_error(err.code), attempt=task.attempt
+        )
+        await self._result(failed, task.story_id)
+        if err.retryable:
+            attempts = delivery.retries + 1
+            await delivery.dead_letter(f"{err.code}: {err.message} ({attempts} attempts)", code=err.code)
 
     # ------------------------------------------------------------------ outline
-    async def write_outline(self, task: c.OutlineTask) -> None:
-        async def run(gentle: bool) -> c.Outline:
-            messages = prompts.outline_messages(task)
-            if gentle:
-                messages[0]["content"] += "\nKeep everything especially gentle and calm."
-            usage: dict[str, int] = {}
-            text = "".join([p async for p in self._stream(messages, usage)])
-            try:
-                start, end = text.find("{"), text.rfind("}") + 1
-                outline = c.Outline.model_validate(json.loads(text[start:end]))
-            except (ValueError, ValidationError) as exc:
-                raise LlmError("llm_bad_output", f"the outline was not usable: {exc}", True) from None
-            if not outline.style.strip():
-                outline = outline.model_copy(update={"style": task.brief.style})
-            return outline
-
+    async def write_outline(self, task: c.OutlineTask, *, gentle: bool = False) -> None:
+        messages = prompts.outline_messages(task)
+        if gentle:
+            messages[0]["content"] += "\nKeep everything especially gentle and calm."
+        usage: dict[str, int] = {}
+        text = "".join([p async for p in self._stream(messages, usage)])
         try:
-            outline = await self._attempts(task.story_id, 0, run)
-        except LlmError as err:
-            await self._result(
-                c.PageFailed(story_id=task.story_id, page=0, error=_reader_error(err), attempt=task.attempt),
-                task.story_id,
-            )
-            return
+            start, end = text.find("{"), text.rfind("}") + 1
+            outline = c.Outline.model_validate(json.loads(text[start:end]))
+        except (ValueError, ValidationError) as exc:
+            raise LlmError("llm_bad_output", f"the outline was not usable: {exc}", True) from None
         # The reader's chosen style leads; the model's wording of it follows.
         if task.brief.style.lower() not in outline.style.lower():
-            outline = outline.model_copy(update={"style": f"{task.brief.style}, {outline.style}"})
+            outline = outline.model_copy(update={"style": f"{task.brief.style}, {outline.style}".strip(", ")})
+        log.info("outline written", extra={"story_id": task.story_id, "usage": usage})
         await self._result(
             c.OutlineReady(story_id=task.story_id, outline=outline, attempt=task.attempt), task.story_id
         )
 
     # ------------------------------------------------------------------ page
-    async def write_page(self, task: c.PageTask) -> None:
+    async def write_page(self, task: c.PageTask, *, gentle: bool = False, again: bool = False) -> None:
         requested = False
 
         async def request_image(illustration: str) -> None:
@@ -149,40 +162,31 @@ class Writer:
                 extra={"story_id": task.story_id, "page": task.page},
             )
 
-        async def run(gentle: bool) -> c.PageDraft:
-            reader = PageReader()
-            usage: dict[str, int] = {}
-            pending, offset, flushed_at = "", 0, time.monotonic()
-            async for piece in self._stream(prompts.page_messages(task, gentle=gentle), usage):
-                progress = reader.feed(piece)
-                if progress.illustration:
-                    await request_image(progress.illustration)
-                pending += progress.new_text
-                if pending and time.monotonic() - flushed_at >= DELTA_EVERY:
-                    await self._delta(task, offset, pending)
-                    offset, pending, flushed_at = offset + len(pending), "", time.monotonic()
-            if pending:
-                await self._delta(task, offset, pending)
-            try:
-                draft = reader.finish()
-            except ValueError as exc:
-                raise LlmError("llm_bad_output", f"the page was not usable: {exc}", True) from None
-            if not task.is_last and len(draft.choices) < 2:
-                raise LlmError("llm_bad_output", "the page has fewer than 2 choices", True)
-            log.info("page written", extra={"story_id": task.story_id, "page": task.page, "usage": usage})
-            return draft
+        if again:
+            # A reader may hold text from the attempt that died: tell it to let go.
+            await self._live(c.TextReset(story_id=task.story_id, page=task.page, attempt=task.attempt))
 
+        reader = PageReader()
+        usage: dict[str, int] = {}
+        pending, offset, flushed_at = "", 0, time.monotonic()
+        async for piece in self._stream(prompts.page_messages(task, gentle=gentle), usage):
+            progress = reader.feed(piece)
+            if progress.illustration:
+                await request_image(progress.illustration)
+            pending += progress.new_text
+            if pending and time.monotonic() - flushed_at >= DELTA_EVERY:
+                await self._delta(task, offset, pending)
+                offset, pending, flushed_at = offset + len(pending), "", time.monotonic()
+        if pending:
+            await self._delta(task, offset, pending)
         try:
-            draft = await self._attempts(task.story_id, task.page, run)
-        except LlmError as err:
-            await self._result(
-                c.PageFailed(
-                    story_id=task.story_id, page=task.page, error=_reader_error(err), attempt=task.attempt
-                ),
-                task.story_id,
-            )
-            return
-        await request_image(draft.illustration)  # the model put it last: draw it now
+            draft = reader.finish()
+        except ValueError as exc:
+            raise LlmError("llm_bad_output", f"the page was not usable: {exc}", True) from None
+        if not task.is_last and len(draft.choices) < 2:
+            raise LlmError("llm_bad_output", "the page has fewer than 2 choices", True)
+        log.info("page written", extra={"story_id": task.story_id, "page": task.page, "usage": usage})
+        await request_image(draft.illustration)  # when the model put it last: draw it now
         await self._result(
             c.PageTextDone(
                 story_id=task.story_id,
@@ -196,56 +200,47 @@ class Writer:
         )
 
     async def _delta(self, task: c.PageTask, offset: int, text: str) -> None:
-        delta = c.TextDelta(
-            story_id=task.story_id, page=task.page, attempt=task.attempt, offset=offset, delta=text
+        await self._live(
+            c.TextDelta(
+                story_id=task.story_id, page=task.page, attempt=task.attempt, offset=offset, delta=text
+            )
         )
-        # Deltas are a courtesy, not a record: not persisted, never block the page.
+
+    async def _live(self, message: c.TextDelta | c.TextReset) -> None:
+        # Live text is a courtesy, not a record: not persisted, never blocks the page.
         try:
             await self.broker.publish(
-                delta,
+                message,
                 exchange=self.topo.live_exchange,
-                routing_key=live_routing_key(task.story_id),
+                routing_key=live_routing_key(message.story_id),
                 mandatory=False,
             )
         except Exception:
-            log.warning("a text delta was not delivered", extra={"story_id": task.story_id})
+            log.warning("live text not delivered", extra={"story_id": message.story_id})
 
     async def _stream(self, messages: list[dict[str, str]], usage: dict[str, int]) -> AsyncIterator[str]:
-        """Content pieces of one completion, failing on a stall or the overall timeout."""
+        """Content pieces of one completion, within the budget; fails on a stall or timeout."""
         assert self.client is not None
-        deadline = time.monotonic() + self.settings.llm_timeout
-        pieces = stream_text(self.client, self.settings, messages, usage)
-        try:
-            while True:
-                left = min(self.settings.llm_stall_timeout, deadline - time.monotonic())
-                if left <= 0:
-                    raise LlmError("llm_unavailable", "Moonshot took too long for this page.", True)
-                try:
-                    async with asyncio.timeout(left):
-                        piece = await pieces.__anext__()
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    raise LlmError("llm_unavailable", "Moonshot stopped sending text.", True) from None
-                yield piece
-        finally:
-            await pieces.aclose()
-
-
-def _reader_error(err: LlmError) -> c.ErrorInfo:
-    """What the reader is told; the operator's detail stays in the log."""
-    messages = {
-        "llm_content_filter": "This idea could not be written into a story. Try a different idea.",
-        "llm_auth": "The storyteller is not set up correctly. Please tell the person who runs it.",
-        "llm_quota": "The storyteller has run out of credit. Please tell the person who runs it.",
-        "llm_model": "The storyteller is not set up correctly. Please tell the person who runs it.",
-        "llm_rate_limited": "The storyteller is very busy. Tap retry in a minute.",
-        "llm_unavailable": "The storyteller could not be reached. Tap retry in a minute.",
-        "llm_bad_output": "The storyteller got muddled writing this page. Tap retry.",
-    }
-    return c.ErrorInfo(
-        code=err.code, message=messages.get(err.code, "This page could not be written. Tap retry.")
-    )
+        async with self.in_flight:
+            if self.per_minute is not None:
+                await self.per_minute.acquire()
+            deadline = time.monotonic() + self.settings.llm_timeout
+            pieces = stream_text(self.client, self.settings, messages, usage)
+            try:
+                while True:
+                    left = min(self.settings.llm_stall_timeout, deadline - time.monotonic())
+                    if left <= 0:
+                        raise LlmError("llm_unavailable", "Moonshot took too long for this page.", True)
+                    try:
+                        async with asyncio.timeout(left):
+                            piece = await pieces.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    except TimeoutError:
+                        raise LlmError("llm_unavailable", "Moonshot stopped sending text.", True) from None
+                    yield piece
+            finally:
+                await pieces.aclose()
 
 
 def create_app(settings: LlmSettings) -> FastStream:
@@ -261,14 +256,12 @@ def create_app(settings: LlmSettings) -> FastStream:
         ack_policy=AckPolicy.MANUAL,
     )
     async def on_task(msg: RabbitMessage) -> None:
-        async def work() -> None:
-            task = parse(c.llm_task_adapter, msg.body)
-            if isinstance(task, c.OutlineTask):
-                await writer.write_outline(task)
-            else:
-                await writer.write_page(task)
+        delivery = Delivery(broker, topology, msg, key=topology.llm_key)
 
-        await settle(msg, work)
+        async def work() -> None:
+            await writer.handle(parse(c.llm_task_adapter, msg.body), delivery)
+
+        await settle(delivery, work)
 
     app = FastStream(broker, logger=logging.getLogger("faststream"))
 

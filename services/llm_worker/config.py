@@ -17,6 +17,10 @@ class LlmSettings(ServiceSettings):
     llm_proxy: str | None = Field(default=None, description="socks5://, socks5h:// or http:// proxy")
     # Pages written at once by one worker process (the consumer prefetch).
     llm_concurrency: int = Field(default=8, ge=1, le=1000)
+    # This process's share of the Moonshot account's budget (see the account tier):
+    # calls in flight at once, and calls per minute (0: no limit).
+    moonshot_concurrency: int = Field(default=8, ge=1, le=1000)
+    moonshot_rpm: int = Field(default=200, ge=0)
     llm_timeout: float = Field(default=90.0, gt=0, description="seconds for one whole attempt")
     llm_stall_timeout: float = Field(default=30.0, gt=0, description="seconds without a token")
     llm_max_attempts: int = Field(default=4, ge=1, le=10)

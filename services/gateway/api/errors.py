@@ -41,7 +41,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def _store(_: Request, exc: StoreError) -> JSONResponse:
-        headers = {"Retry-After": "5"} if exc.status == 503 else {}
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else {}
         return error_response(exc.status, exc.code, exc.message, **headers)
 
     @app.exception_handler(RequestValidationError)

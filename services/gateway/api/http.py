@@ -65,7 +65,8 @@ async def json_body(request: Request, model: type[Any]) -> Any:
 @router.post("/api/stories", status_code=201)
 async def create_story(request: Request, service: ServiceDep) -> dict[str, str]:
     req: NewStory = await json_body(request, NewStory)
-    story_id, token = await service.create(req)
+    client = request.client.host if request.client else "unknown"
+    story_id, token = await service.create(req, client=client)
     return {"story_id": story_id, "token": token}
 
 
@@ -107,7 +108,7 @@ async def readyz(request: Request, service: ServiceDep) -> Response:
     checks: dict[str, str] = {}
     checks["broker"] = (
         "ok"
-        if await service.bus.connected()
+        if service.bus.connected()
         else ("unreachable: the gateway cannot reach RabbitMQ at RABBITMQ_URL")
     )
     try:

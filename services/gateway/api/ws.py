@@ -14,12 +14,13 @@ import contextlib
 import json
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from services.gateway.api.errors import error_response, validation_message
-from services.gateway.hub import Hub, Subscription
+from services.gateway.hub import SYNC, Hub, Subscription
 from services.gateway.store.repo import Store, StoreError
 from services.gateway.stories import Choice, StoryService
 
@@ -34,6 +35,14 @@ async def story_socket(websocket: WebSocket, story_id: str) -> None:
     hub: Hub = app.state.hub
     service: StoryService = app.state.service
     token = websocket.query_params.get("token")
+    if not origin_allowed(websocket, app.state.settings.allowed_origins):
+        await _deny(
+            websocket,
+            403,
+            "forbidden_origin",
+            "This page may not open a story socket here; add its origin to ALLOWED_ORIGINS.",
+        )
+        return
     try:
         after = int(websocket.query_params.get("after", "0"))
         if after < 0:
@@ -61,6 +70,22 @@ async def story_socket(websocket: WebSocket, story_id: str) -> None:
         pass
     finally:
         hub.unsubscribe(sub)
+
+
+def origin_allowed(websocket: WebSocket, allowed: str) -> bool:
+    """Browsers always send Origin: only our own page (or a configured one) may connect.
+
+    A client without Origin is not a browser, so no other site's page is acting
+    through it; its token still decides what it can read.
+    """
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    listed = {o.strip().rstrip("/") for o in allowed.split(",") if o.strip()}
+    if "*" in listed or origin.rstrip("/") in listed:
+        return True
+    host = websocket.headers.get("host", "")
+    return urlsplit(origin).netloc == host
 
 
 async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
@@ -143,6 +168,10 @@ class _Session:
         while True:
             frame = await sub.queue.get()
             seq = frame.get("seq")
+            if frame["type"] == SYNC:
+                if frame["last_seq"] is None or frame["last_seq"] > self.last:
+                    await self._catch_up()
+                continue
             if seq is None:
                 page = frame.get("page")
                 if page not in self.text_done:

@@ -67,6 +67,7 @@ class Changes:
 
     events: list[c.LiveEvent] = field(default_factory=list)
     outbox: list[Outbox] = field(default_factory=list)
+    last_seq: int = 0
 
 
 def hash_token(token: str) -> str:
@@ -370,6 +371,7 @@ class Store:
                     await self._image_ready(session, story, result, changes)
                 case c.ImageFailed():
                     await self._image_failed(session, story, result, changes)
+            changes.last_seq = story.last_seq
         return changes
 
     async def _outline_ready(
