@@ -82,15 +82,19 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._close_log()
 
     def kill(self) -> None:
         """SIGKILL: the crash a chaos test wants, no goodbye."""
         if self.popen is not None and self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 def wait_http(url: str, *, timeout: float, proc: Proc | None = None) -> None:
@@ -249,6 +253,8 @@ class Stack:
         self.start_worker("image_worker")
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
+        if (old := self.procs.get(name)) is not None:
+            old.stop()  # a restart under the same name: the old one is gone or goes now
         proc = Proc(name, args, env or self.service_env(), self._log(name)).start()
         self.procs[name] = proc
         return proc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,14 @@ class Reading:
     deltas: list[dict[str, Any]] = field(default_factory=list)
     # (position in the combined stream) so we can tell what came before what
     stream: list[dict[str, Any]] = field(default_factory=list)
+    # time.monotonic() when each message of `stream` arrived
+    arrived: list[float] = field(default_factory=list)
+
+    def when(self, predicate: Any) -> float | None:
+        for msg, at in zip(self.stream, self.arrived, strict=True):
+            if predicate(msg):
+                return at
+        return None
 
     @property
     def last_seq(self) -> int:
@@ -66,6 +75,7 @@ class Reader:
                 async for raw in ws:
                     msg = json.loads(raw)
                     reading.stream.append(msg)
+                    reading.arrived.append(time.monotonic())
                     if "seq" not in msg:
                         reading.deltas.append(msg)
                     else:
@@ -79,3 +89,79 @@ class Reader:
         r = await self.http.get(f"/api/stories/{self.story_id}", headers=self.auth)
         assert r.status_code == 200, r.text
         return dict(r.json())
+
+
+class AutoReader:
+    """A reader who plays a whole story: chooses the first option on every page and,
+    whenever the socket drops, reconnects (to the next gateway in the list) with
+    `after` = the last seq seen. Records everything it received."""
+
+    def __init__(self, bases: list[str], *, premise: str, **fields: Any) -> None:
+        self.bases = bases
+        self.premise = premise
+        self.fields = fields
+        self.reader = Reader(bases[0])
+        self.reading = Reading()
+        self.reconnects = 0
+        self.resets: list[dict[str, Any]] = []
+        self.pages_expected = 0
+
+    def finished(self) -> bool:
+        ended = bool(self.reading.of("story.ended"))
+        pictures = {e["page"] for e in self.reading.of("page.image.done")}
+        failed = {e["page"] for e in self.reading.of("page.image.failed")}
+        pages = {e["page"] for e in self.reading.of("page.text.done")}
+        return ended and pages <= (pictures | failed)
+
+    async def play(self, *, limit: float = 120) -> None:
+        try:
+            await self._play(limit)
+        finally:
+            await self.reader.close()
+
+    async def _play(self, limit: float) -> None:
+        await self.reader.start(self.premise, **self.fields)
+        chosen: set[int] = set()
+
+        async def choose(ws: Any, ev: dict[str, Any]) -> None:
+            if ev["type"] == "page.text.done" and ev["choices"] and ev["page"] not in chosen:
+                chosen.add(ev["page"])
+                await ws.send(json.dumps({"type": "choose", "page": ev["page"], "choice": 0}))
+
+        async with asyncio.timeout(limit):
+            turn = 0
+            while not self.finished():
+                base = self.bases[turn % len(self.bases)]
+                try:
+                    await self.reader.read(
+                        self.reading,
+                        until=lambda m: self._note(m) and self.finished(),
+                        on_event=choose,
+                        base=base,
+                        limit=limit,
+                    )
+                except (OSError, websockets.exceptions.WebSocketException):
+                    pass
+                if not self.finished():
+                    self.reconnects += 1
+                    turn += 1
+                    await asyncio.sleep(0.3)
+
+    def _note(self, msg: dict[str, Any]) -> bool:
+        if msg["type"] == "page.text.reset":
+            self.resets.append(msg)
+        return True
+
+    def figures(self) -> dict[str, int]:
+        seqs = [e["seq"] for e in self.reading.events]
+        done = [e["page"] for e in self.reading.of("page.text.done")]
+        return {
+            "events": len(seqs),
+            "duplicate_events": len(seqs) - len(set(seqs)),
+            "missing_events": (max(seqs) - len(set(seqs))) if seqs else 0,
+            "pages_delivered": len(set(done)),
+            "duplicate_pages": len(done) - len(set(done)),
+            "pictures": len({e["page"] for e in self.reading.of("page.image.done")}),
+            "reconnects": self.reconnects,
+            "resets": len(self.resets),
+        }

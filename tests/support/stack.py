@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,8 @@ def running_stack(amqp_url: str, tmp: Path, *, name: str, **overrides: object) -
         jimeng_seconds=1.5,
         jimeng_url_ttl=4.0,
         gateways=2,
+        # Tests start many stories from one address; the limit has its own test.
+        extra_env={"CREATE_PER_MINUTE": "1000"},
     )
     for key, value in overrides.items():
         setattr(config, key, value)
@@ -42,4 +45,7 @@ def running_stack(amqp_url: str, tmp: Path, *, name: str, **overrides: object) -
         yield stack
     finally:
         stack.stop_all()
-        asyncio.run(delete_topology(amqp_url, prefix))
+        # In its own thread: the caller may be inside a running event loop.
+        cleanup = threading.Thread(target=asyncio.run, args=(delete_topology(amqp_url, prefix),))
+        cleanup.start()
+        cleanup.join()

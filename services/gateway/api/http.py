@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from services.gateway.api.errors import ApiError, validation_message
+from services.gateway.hub import Hub
 from services.gateway.store.repo import Store
 from services.gateway.stories import Choice, NewStory, StoryService
 
@@ -71,9 +72,16 @@ async def create_story(request: Request, service: ServiceDep) -> dict[str, str]:
 
 
 @router.get("/api/stories/{story_id}")
-async def read_story(story_id: str, token: TokenDep, store: StoreDep) -> dict[str, Any]:
+async def read_story(story_id: str, token: TokenDep, store: StoreDep, request: Request) -> dict[str, Any]:
     await store.authorize(story_id, token)
-    return await store.read_story(story_id)
+    story = await store.read_story(story_id)
+    hub: Hub = request.app.state.hub
+    for page in story["pages"]:
+        # A page being written shows what is written so far (as the socket would).
+        partial = hub.partial(story_id, page["index"]) if page["status"] == "writing" else None
+        if partial is not None:
+            page["text"] = partial.text
+    return story
 
 
 @router.post("/api/stories/{story_id}/choices", status_code=202)
