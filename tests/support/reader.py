@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -132,7 +133,7 @@ class AutoReader:
             turn = 0
             while not self.finished():
                 base = self.bases[turn % len(self.bases)]
-                try:
+                with contextlib.suppress(OSError, websockets.exceptions.WebSocketException):
                     await self.reader.read(
                         self.reading,
                         until=lambda m: self._note(m) and self.finished(),
@@ -140,8 +141,6 @@ class AutoReader:
                         base=base,
                         limit=limit,
                     )
-                except (OSError, websockets.exceptions.WebSocketException):
-                    pass
                 if not self.finished():
                     self.reconnects += 1
                     turn += 1
