@@ -9,8 +9,11 @@ from typing import Any, TypeVar
 
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
+from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from services.common.logs import bind_headers, context_headers
+from services.common.metrics import DEAD_LETTERED, REGISTRY, RETRIES
 from services.common.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -18,12 +21,18 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def make_broker(url: str, **kwargs: Any) -> RabbitBroker:
+def make_broker(url: str, *, service: str = "", **kwargs: Any) -> RabbitBroker:
     # Robust connection (aio-pika) reconnects by itself after a broker restart and
     # restores consumers; publisher confirms are on by default, so an awaited publish
     # means the broker has the message.
+    middlewares = []
+    if service:
+        middlewares.append(
+            RabbitPrometheusMiddleware(registry=REGISTRY, app_name=service, metrics_prefix="storybook")
+        )
     return RabbitBroker(
         url,
+        middlewares=middlewares,
         reconnect_interval=1.0,
         graceful_timeout=30.0,
         # Through our JSON, secret-scrubbing handler like every other line.
@@ -32,6 +41,12 @@ def make_broker(url: str, **kwargs: Any) -> RabbitBroker:
         log_level=logging.DEBUG,
         **kwargs,
     )
+
+
+def broker_connected(broker: RabbitBroker) -> bool:
+    """Now, without waiting (a request must get its 503 at once while the broker is away)."""
+    connection = broker._connection
+    return connection is not None and connection.connected.is_set() and not connection.is_closed
 
 
 async def declare_topology(broker: RabbitBroker, topo: Topology) -> None:
@@ -51,6 +66,9 @@ async def declare_topology(broker: RabbitBroker, topo: Topology) -> None:
         await declared.bind(dead, routing_key="")
     for queue in topo.retry_queues:
         await broker.declare_queue(queue)
+    control = await broker.declare_exchange(topo.control_exchange)
+    sessions = await broker.declare_queue(topo.sessions_queue)
+    await sessions.bind(control, routing_key="")
 
 
 async def publish_work(
@@ -61,13 +79,16 @@ async def publish_work(
     routing_key: str,
     headers: dict[str, Any] | None = None,
 ) -> None:
-    """Publish durable work and wait for the broker's confirm."""
+    """Publish durable work and wait for the broker's confirm.
+
+    The story_id / request_id of the current log context travel along in headers.
+    """
     await broker.publish(
         message,
         exchange=topo.work_exchange,
         routing_key=routing_key,
         persist=True,
-        headers=headers,
+        headers={**context_headers(), **(headers or {})},
     )
 
 
@@ -81,12 +102,14 @@ class Delivery:
     def __init__(self, broker: RabbitBroker, topo: Topology, msg: RabbitMessage, *, key: str) -> None:
         self.broker, self.topo, self.msg, self.key = broker, topo, msg, key
         self.headers: dict[str, Any] = dict(msg.headers or {})
+        bind_headers(self.headers)
         self.retries = int(self.headers.get("x-retries", 0) or 0)
         # Redelivered: a consumer died holding it (or the broker restarted).
         self.redelivered = bool(getattr(msg.raw_message, "redelivered", False))
 
-    async def retry_later(self, delay: float, **headers: Any) -> None:
+    async def retry_later(self, delay: float, *, code: str, **headers: Any) -> None:
         """Park the message in a retry queue; it comes back to its work queue after `delay`."""
+        RETRIES.labels(self.key, code).inc()
         queue = self.topo.retry_tier(self.key, delay)
         await self.broker.publish(
             self.msg.body,
@@ -99,6 +122,7 @@ class Delivery:
 
     async def dead_letter(self, reason: str, *, code: str = "dead") -> None:
         """Keep the message, with why it died, where operators (and the gateway) see it."""
+        DEAD_LETTERED.labels(self.key, code).inc()
         await self.broker.publish(
             self.msg.body,
             exchange=self.topo.dead_exchange,

@@ -230,6 +230,17 @@ Live = Annotated[TextDelta | TextReset | SyncHint | LiveEvent, Field(discriminat
 live_adapter: TypeAdapter[TextDelta | TextReset | SyncHint | LiveEvent] = TypeAdapter(Live)
 
 
+# --------------------------------------------------------------------------- control
+
+
+class JimengSessions(Contract):
+    """An operator's command: the image workers' jimeng session ids, effective at once."""
+
+    kind: Literal["jimeng.sessions"] = "jimeng.sessions"
+    mode: Literal["set", "add", "remove"]
+    ids: list[str]
+
+
 # ------------------------------------------------------------- what the model writes
 
 

@@ -12,10 +12,30 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from contextvars import ContextVar
 
 from services.common.settings import mask
 
 _secrets: set[str] = set()
+
+# What the current request or message is about: added to every log line and carried
+# to the next service in message headers, so one story can be followed end to end.
+_context: ContextVar[dict[str, str]] = ContextVar("log_context", default={})  # noqa: B039 - never mutated
+CONTEXT_KEYS = ("story_id", "request_id")
+
+
+def bind(**values: str | None) -> None:
+    """Add story_id / request_id to this task's log context."""
+    _context.set({**_context.get(), **{k: v for k, v in values.items() if v}})
+
+
+def bind_headers(headers: dict[str, object] | None) -> None:
+    headers = headers or {}
+    bind(**{k: str(headers[k]) for k in CONTEXT_KEYS if headers.get(k)})
+
+
+def context_headers() -> dict[str, str]:
+    return dict(_context.get())
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -45,6 +65,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        line.update(_context.get())
         for key in ("story_id", "page", "request_id", "attempt", "code", "usage"):
             value = getattr(record, key, None)
             if value is not None:

@@ -45,6 +45,11 @@ class Topology:
         # Topic, routed by `story.<id>`: every gateway replica binds its own queue.
         return RabbitExchange(f"{self.prefix}.live", type=ExchangeType.TOPIC, durable=True)
 
+    @property
+    def control_exchange(self) -> RabbitExchange:
+        """Operator commands to every running worker (e.g. new jimeng session ids)."""
+        return RabbitExchange(f"{self.prefix}.control", type=ExchangeType.FANOUT, durable=True)
+
     # ------------------------------------------------------------------ routing keys
     llm_key = "llm.tasks"
     image_key = "image.tasks"
@@ -90,6 +95,18 @@ class Topology:
             arguments={"x-delivery-limit": DELIVERY_LIMIT},
         )
 
+    @property
+    def sessions_queue(self) -> RabbitQueue:
+        """The latest jimeng session command, kept (max length 1) for workers that start later."""
+        return RabbitQueue(
+            f"{self.prefix}.control.jimeng-sessions",
+            durable=True,
+            arguments={"x-max-length": 1},
+        )
+
+    def control_queue(self, replica: str) -> RabbitQueue:
+        return RabbitQueue(f"{self.prefix}.control.{replica}", exclusive=True, auto_delete=True)
+
     def retry_queue(self, key: str, seconds: int) -> RabbitQueue:
         return RabbitQueue(
             f"{self.prefix}.retry.{key}.{seconds}s",
@@ -131,6 +148,7 @@ class Topology:
             *self.work_queue_names,
             self.dead_queue.name,
             self.dead_notify_queue.name,
+            self.sessions_queue.name,
             *(q.name for q in self.retry_queues),
         ]
 

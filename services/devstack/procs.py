@@ -134,6 +134,10 @@ class StackConfig:
     jimeng_seconds: float = 8.0
     jimeng_url_ttl: float = 3 * 3600.0
     gateways: int = 1
+    moonshot_args: list[str] = field(default_factory=list)
+    jimeng_args: list[str] = field(default_factory=list)
+    llm_ops_port: int = 8011
+    image_ops_port: int = 8012
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -142,6 +146,7 @@ class Stack:
         self.config = config
         self.base_env = dict(base_env if base_env is not None else os.environ)
         self.procs: dict[str, Proc] = {}
+        self.ops_urls: dict[str, str] = {}
 
     # -------------------------------------------------------------- urls
     @property
@@ -201,6 +206,7 @@ class Stack:
                     str(cfg.moonshot_ttft),
                     "--tps",
                     str(cfg.moonshot_tps),
+                    *cfg.moonshot_args,
                 ],
             )
         if cfg.use_fake_jimeng:
@@ -215,6 +221,7 @@ class Stack:
                     str(cfg.jimeng_seconds),
                     "--url-ttl",
                     str(cfg.jimeng_url_ttl),
+                    *cfg.jimeng_args,
                 ],
             )
         if cfg.use_fake_moonshot:
@@ -242,8 +249,17 @@ class Stack:
         return proc
 
     def start_worker(self, kind: str, n: int = 0) -> Proc:
+        """Start a worker and wait until its ops port answers /healthz."""
         name = kind if n == 0 else f"{kind}-{n}"
-        return self._spawn(name, ["-m", f"services.{kind}"], self.service_env())
+        base = self.config.llm_ops_port if kind == "llm_worker" else self.config.image_ops_port
+        port = base if n == 0 else free_port()
+        env = self.service_env()
+        env["LLM_OPS_PORT" if kind == "llm_worker" else "IMAGE_OPS_PORT"] = str(port)
+        env.setdefault("OPS_HOST", "127.0.0.1")
+        proc = self._spawn(name, ["-m", f"services.{kind}"], env)
+        self.ops_urls[name] = f"http://127.0.0.1:{port}"
+        wait_http(f"{self.ops_urls[name]}/healthz", timeout=60, proc=proc)
+        return proc
 
     def start_all(self) -> None:
         self.start_fakes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,6 +12,9 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.logs import bind
+from services.common.metrics import HTTP_RESPONSES, WS_CONNECTIONS
+from services.common.ops import metrics_response
 from services.common.topology import Topology
 from services.gateway.api import errors, http, ws
 from services.gateway.api.errors import error_response
@@ -112,5 +116,47 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             return FileResponse(page, headers={"Cache-Control": "no-cache"})
         return HTMLResponse("<h1>Interactive Storybook</h1><p>The reader page is missing.</p>")
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        WS_CONNECTIONS.set(hub.connections)
+        return metrics_response()
+
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
     return app
+
+
+class RequestContext:
+    """A request id for every request (the caller's X-Request-ID or a new one), in every
+    log line and in the headers of the work it publishes; responses counted by route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        given = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+        request_id = given if given.replace("-", "").isalnum() else uuid.uuid4().hex[:16]
+        bind(request_id=request_id)
+        path = scope.get("path", "")
+        if path.startswith(("/api/stories/", "/ws/stories/")):
+            bind(story_id=path.split("/")[3])
+        status_holder = {"status": 500}
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            if scope["type"] == "http":
+                route = scope.get("route")
+                template = getattr(route, "path", "unmatched")
+                HTTP_RESPONSES.labels(template, f"{status_holder['status'] // 100}xx").inc()

@@ -23,8 +23,18 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from services.common import contracts as c
-from services.common.bus import Delivery, declare_topology, make_broker, parse, publish_work, settle
+from services.common.bus import (
+    Delivery,
+    broker_connected,
+    declare_topology,
+    make_broker,
+    parse,
+    publish_work,
+    settle,
+)
 from services.common.errors import reader_error
+from services.common.logs import bind_headers
+from services.common.metrics import QUEUE_CONSUMERS, QUEUE_MESSAGES
 from services.common.topology import Topology, live_routing_key
 from services.gateway.hub import Hub
 from services.gateway.store.models import Outbox
@@ -43,7 +53,7 @@ class GatewayBus:
         self.store = store
         self.hub = hub
         self.replica = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.broker: RabbitBroker = make_broker(url, on_reconnected=[self._on_reconnected])
+        self.broker: RabbitBroker = make_broker(url, service="gateway", on_reconnected=[self._on_reconnected])
         self._relay: asyncio.Task[None] | None = None
         self._depth_task: asyncio.Task[None] | None = None
         # Pages waiting to be written, as last read from the broker (-1: unknown yet).
@@ -63,6 +73,7 @@ class GatewayBus:
             delivery = Delivery(self.broker, topo, msg, key=topo.results_key)
 
             async def work() -> None:
+                bind_headers(msg.headers)
                 result = parse(c.result_adapter, msg.body)
                 await self._apply(result, resync=delivery.redelivered)
 
@@ -159,9 +170,7 @@ class GatewayBus:
         await self.broker.stop()
 
     def connected(self) -> bool:
-        """Now, without waiting: a request must get its 503 at once while the broker is away."""
-        connection = self.broker._connection
-        return connection is not None and connection.connected.is_set() and not connection.is_closed
+        return broker_connected(self.broker)
 
     async def publish(self, changes: Changes) -> None:
         """Publish what a committed transaction produced: events, then work."""
@@ -183,7 +192,11 @@ class GatewayBus:
         await self.store.mark_published(done)
 
     async def _depth_loop(self) -> None:
-        """Read the page queue's depth every few seconds (a passive declare)."""
+        """Read every queue's depth and consumers every few seconds (passive declares).
+
+        The page queue's depth bounds new stories; all of them are exported so one
+        dashboard shows where work piles up.
+        """
         channel = None
         while True:
             try:
@@ -191,11 +204,16 @@ class GatewayBus:
                 if connection is not None and self.connected():
                     if channel is None or channel.is_closed:
                         channel = await connection.channel()
-                    queue = await channel.declare_queue(self.topo.llm_queue.name, passive=True)
-                    self.llm_depth = int(queue.declaration_result.message_count or 0)
+                    for name in self.topo.all_queue_names:
+                        queue = await channel.declare_queue(name, passive=True)
+                        found = queue.declaration_result
+                        QUEUE_MESSAGES.labels(name).set(found.message_count or 0)
+                        QUEUE_CONSUMERS.labels(name).set(found.consumer_count or 0)
+                        if name == self.topo.llm_queue.name:
+                            self.llm_depth = int(found.message_count or 0)
             except Exception:
-                channel = None
-                log.debug("queue depth not read this time", exc_info=True)
+                channel = None  # a passive declare of a missing queue closes the channel
+                log.debug("queue depths not read this time", exc_info=True)
             await asyncio.sleep(DEPTH_EVERY)
 
     async def _relay_loop(self) -> None:

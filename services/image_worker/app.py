@@ -10,7 +10,9 @@ import asyncio
 import logging
 import os
 import secrets
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 from faststream import FastStream
@@ -22,19 +24,25 @@ from services.common import contracts as c
 from services.common.bus import (
     Delivery,
     backoff,
+    broker_connected,
     declare_topology,
     make_broker,
     parse,
     publish_work,
     settle,
 )
+from services.common.control import latest_sessions
 from services.common.errors import reader_error
 from services.common.logs import register_secrets
+from services.common.metrics import PICTURES
+from services.common.ops import Checks, OpsServer
 from services.common.topology import Topology
 from services.image_worker.config import ImageSettings
 from services.image_worker.jimeng import ImageError, Jimeng, SessionPool
 
 log = logging.getLogger(__name__)
+
+SESSION_CHECK_EVERY = 60.0
 
 SNIFF = {b"RIFF": ".webp", b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg"}
 
@@ -67,6 +75,7 @@ class Illustrator:
         self.topo = topology
         self.sessions = SessionPool(settings.session_ids)
         self.jimeng: Jimeng | None = None
+        self._session_check: tuple[float, str] | None = None
 
     async def start(self) -> None:
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +91,17 @@ class Illustrator:
         if self.jimeng is not None:
             await self.jimeng.close()
 
+    async def session_check(self) -> str:
+        """Which session ids are live, asked of jimeng-api at most once a minute."""
+        assert self.jimeng is not None
+        now = time.monotonic()
+        if self._session_check is None or now - self._session_check[0] > SESSION_CHECK_EVERY:
+            self._session_check = (now, await self.jimeng.check_sessions())
+        return self._session_check[1]
+
+    def forget_session_check(self) -> None:
+        self._session_check = None
+
     async def handle(self, task: c.ImageTask, delivery: Delivery) -> None:
         extra = {"story_id": task.story_id, "page": task.page, "attempt": task.attempt}
         try:
@@ -91,9 +111,10 @@ class Illustrator:
             if err.retryable and delivery.retries + 1 < self.settings.image_max_attempts:
                 delay = backoff(delivery.retries, base=10, cap=180)
                 log.warning("picture attempt failed (%s); retrying in %.0fs", err.message, delay, extra=extra)
-                await delivery.retry_later(delay)
+                await delivery.retry_later(delay, code=err.code)
                 return
             log.error("picture failed: %s", err.message, extra=extra)
+            PICTURES.labels(err.code).inc()
             failed = c.ImageFailed(
                 story_id=task.story_id, page=task.page, attempt=task.attempt, error=reader_error(err.code)
             )
@@ -103,6 +124,7 @@ class Illustrator:
                 await delivery.dead_letter(f"{err.code}: {err.message} ({attempts} attempts)", code=err.code)
             return
         log.info("picture drawn and stored", extra=extra)
+        PICTURES.labels("done").inc()
         await self._result(
             c.ImageReady(story_id=task.story_id, page=task.page, media_path=path, attempt=task.attempt)
         )
@@ -155,8 +177,19 @@ def soften(prompt: str) -> str:
 def create_app(settings: ImageSettings) -> FastStream:
     register_secrets(settings.session_ids)
     topology = Topology(settings.rabbitmq_prefix)
-    broker = make_broker(settings.rabbitmq_url)
+    broker = make_broker(settings.rabbitmq_url, service="image_worker")
     illustrator = Illustrator(settings=settings, broker=broker, topology=topology)
+    replica = f"image-{socket.gethostname()}-{os.getpid()}"
+
+    async def checks() -> Checks:
+        assert illustrator.jimeng is not None
+        return {
+            "broker": "ok" if broker_connected(broker) else "unreachable: check RABBITMQ_URL",
+            "jimeng": await illustrator.jimeng.ping(),
+            "sessions": await illustrator.session_check(),
+        }
+
+    ops = OpsServer(host=settings.ops_host, port=settings.image_ops_port, checks=checks)
 
     @broker.subscriber(
         topology.image_queue,
@@ -172,6 +205,17 @@ def create_app(settings: ImageSettings) -> FastStream:
 
         await settle(delivery, work)
 
+    @broker.subscriber(topology.control_queue(replica), topology.control_exchange, no_reply=True)
+    async def on_control(msg: RabbitMessage) -> None:
+        try:
+            command = c.JimengSessions.model_validate_json(msg.body)
+        except ValueError:
+            log.error("unreadable control message ignored")
+            return
+        illustrator.sessions.apply(command.mode, command.ids)
+        register_secrets(command.ids)
+        illustrator.forget_session_check()
+
     app = FastStream(broker, logger=logging.getLogger("faststream"))
 
     @app.on_startup
@@ -179,9 +223,15 @@ def create_app(settings: ImageSettings) -> FastStream:
         await broker.connect()
         await declare_topology(broker, topology)
         await illustrator.start()
+        # Session ids rotated by an operator while this worker was not running.
+        if (kept := await latest_sessions(broker, topology)) is not None:
+            register_secrets(kept.ids)
+            illustrator.sessions.apply(kept.mode, kept.ids)
+        await ops.start()
 
     @app.on_shutdown
     async def _stop() -> None:
+        await ops.stop()
         await illustrator.stop()
 
     return app

@@ -25,6 +25,8 @@ class ImageSettings(ServiceSettings):
     image_max_attempts: int = Field(default=3, ge=1, le=10)
     image_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     media_dir: Path = Path("var/media")
+    ops_host: str = "0.0.0.0"
+    image_ops_port: int = Field(default=8012, ge=1, le=65535, description="/healthz /readyz /metrics")
 
     @field_validator("jimeng_api_url")
     @classmethod

@@ -7,13 +7,16 @@ answers -2002 is set aside; the next request uses the next live one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from services.common.metrics import JIMENG_SESSIONS, UPSTREAM_SECONDS
 from services.common.settings import mask
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,35 @@ class SessionPool:
         if sid not in self.dead:
             self.dead.add(sid)
             log.error("jimeng session id %s expired; %d live left", mask(sid), len(self.live()))
+        self._count()
+
+    def mark(self, sid: str, *, live: bool) -> None:
+        if live:
+            self.dead.discard(sid)
+            self._count()
+        else:
+            self.kill(sid)
+
+    def apply(self, mode: str, ids: list[str]) -> None:
+        """An operator's rotation: takes effect for the very next picture."""
+        ids = [i.strip() for i in ids if i.strip()]
+        if mode == "set":
+            self.ids, self.dead = ids, set()
+        elif mode == "add":
+            self.ids += [i for i in ids if i not in self.ids]
+            self.dead -= set(ids)
+        elif mode == "remove":
+            self.ids = [i for i in self.ids if i not in ids]
+        log.warning(
+            "jimeng session ids changed (%s): now %s",
+            mode,
+            ", ".join(mask(i) for i in self.ids) or "none",
+        )
+        self._count()
+
+    def _count(self) -> None:
+        JIMENG_SESSIONS.labels("live").set(len(self.live()))
+        JIMENG_SESSIONS.labels("dead").set(len([i for i in self.ids if i in self.dead]))
 
 
 class Jimeng:
@@ -104,6 +136,17 @@ class Jimeng:
 
     async def generate(self, *, prompt: str, ratio: str, resolution: str) -> str:
         """Return the URL of the first image; switch to another live id on -2002."""
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            return await self._generate(prompt=prompt, ratio=ratio, resolution=resolution)
+        except ImageError as err:
+            outcome = err.code
+            raise
+        finally:
+            UPSTREAM_SECONDS.labels("jimeng", outcome).observe(time.monotonic() - started)
+
+    async def _generate(self, *, prompt: str, ratio: str, resolution: str) -> str:
         while True:
             sid = self.sessions.pick()
             if sid is None:
@@ -140,6 +183,38 @@ class Jimeng:
                 if self.sessions.live():
                     continue
             raise err
+
+    async def ping(self) -> str:
+        try:
+            resp = await self.http.get(f"{self.base_url}/ping", timeout=5)
+        except httpx.HTTPError as exc:
+            return f"unreachable at JIMENG_API_URL ({type(exc).__name__}): is jimeng-api running?"
+        if resp.status_code != 200 or "pong" not in resp.text:
+            return f"JIMENG_API_URL answers HTTP {resp.status_code} without pong: is it jimeng-api?"
+        return "ok"
+
+    async def check_sessions(self) -> str:
+        """Ask jimeng-api which ids are live; mark them so dead ones are skipped."""
+
+        async def live(sid: str) -> bool | None:
+            try:
+                resp = await self.http.post(f"{self.base_url}/token/check", json={"token": sid}, timeout=10)
+                return bool(resp.json().get("live"))
+            except (httpx.HTTPError, ValueError, AttributeError):
+                return None  # unknown: keep what we knew
+
+        ids = list(self.sessions.ids)
+        answers = await asyncio.gather(*(live(sid) for sid in ids))
+        for sid, answer in zip(ids, answers, strict=True):
+            if answer is not None:
+                self.sessions.mark(sid, live=answer)
+        dead = [mask(s) for s in ids if s in self.sessions.dead]
+        if not self.sessions.live():
+            return (
+                f"no live jimeng session id ({', '.join(dead) or 'none configured'} expired): "
+                "run `python -m services.doctor jimeng-session set <new ids>`"
+            )
+        return f"ok ({', '.join(dead)} expired)" if dead else "ok"
 
     async def fetch(self, url: str) -> tuple[bytes, str]:
         """Download the picture at once: jimeng's URLs expire after a few hours."""

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+import openai
 from aiolimiter import AsyncLimiter
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
@@ -32,6 +33,7 @@ from services.common import contracts as c
 from services.common.bus import (
     Delivery,
     backoff,
+    broker_connected,
     declare_topology,
     make_broker,
     parse,
@@ -40,6 +42,9 @@ from services.common.bus import (
 )
 from services.common.errors import reader_error
 from services.common.logs import register_secrets
+from services.common.metrics import PAGES, UPSTREAM_SECONDS
+from services.common.ops import Checks, OpsServer
+from services.common.settings import mask
 from services.common.topology import Topology, live_routing_key
 from services.llm_worker import prompts
 from services.llm_worker.config import LlmSettings
@@ -49,6 +54,8 @@ from services.llm_worker.writer import PageReader
 log = logging.getLogger(__name__)
 
 DELTA_EVERY = 0.05  # seconds: coalesce tokens into at most ~20 frames a second
+KEY_CHECK_EVERY = 60.0
+KEY_RECHECK_FAILED = 10.0
 
 
 class Writer:
@@ -57,6 +64,7 @@ class Writer:
         self.broker = broker
         self.topo = topology
         self.client: AsyncOpenAI | None = None
+        self._key_check: tuple[float, str] | None = None
         # The Moonshot budget of this process: calls in flight and calls per minute.
         self.in_flight = asyncio.Semaphore(settings.moonshot_concurrency)
         self.per_minute = AsyncLimiter(settings.moonshot_rpm, 60) if settings.moonshot_rpm else None
@@ -67,6 +75,31 @@ class Writer:
     async def stop(self) -> None:
         if self.client is not None:
             await self.client.close()
+
+    async def key_check(self) -> str:
+        """Is the Moonshot key accepted? A cheap authenticated call, kept for a minute."""
+        now = time.monotonic()
+        if self._key_check is not None:
+            at, verdict = self._key_check
+            if now - at < (KEY_CHECK_EVERY if verdict == "ok" else KEY_RECHECK_FAILED):
+                return verdict
+        assert self.client is not None
+        key = mask(self.settings.moonshot_api_key.get_secret_value())
+        try:
+            await self.client.get("/users/me/balance", cast_to=object)
+            verdict = "ok"
+        except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403):
+                verdict = (
+                    f"MOONSHOT_API_KEY ({key}) rejected with {exc.status_code}: a key works only on "
+                    "its own platform (api.moonshot.cn or api.moonshot.ai); check MOONSHOT_BASE_URL"
+                )
+            else:
+                verdict = f"Moonshot answered {exc.status_code} to a credential check"
+        except openai.APIError as exc:
+            verdict = f"Moonshot unreachable ({type(exc).__name__}): check MOONSHOT_BASE_URL and LLM_PROXY"
+        self._key_check = (now, verdict)
+        return verdict
 
     async def _result(self, result: c.Contract, story_id: str) -> None:
         await publish_work(
@@ -94,16 +127,17 @@ class Writer:
         extra["code"] = err.code
         if err.code == "llm_content_filter" and not gentle:
             log.warning("refused by the content filter; retrying once, gently", extra=extra)
-            await delivery.retry_later(0, **{"x-gentle": "1"})
+            await delivery.retry_later(0, code=err.code, **{"x-gentle": "1"})
             return
         if err.retryable and delivery.retries + 1 < self.settings.llm_max_attempts:
             delay = (
                 err.retry_after if err.retry_after is not None else backoff(delivery.retries, base=2, cap=60)
             )
             log.warning("attempt failed (%s); retrying in %.1fs", err.message, delay, extra=extra)
-            await delivery.retry_later(delay)
+            await delivery.retry_later(delay, code=err.code)
             return
         log.error("page failed for good: %s", err.message, extra=extra)
+        PAGES.labels(err.code).inc()
         failed = c.PageFailed(
             story_id=task.story_id, page=page, error=reader_error(err.code), attempt=task.attempt
         )
@@ -186,6 +220,7 @@ class Writer:
         if not task.is_last and len(draft.choices) < 2:
             raise LlmError("llm_bad_output", "the page has fewer than 2 choices", True)
         log.info("page written", extra={"story_id": task.story_id, "page": task.page, "usage": usage})
+        PAGES.labels("done").inc()
         await request_image(draft.illustration)  # when the model put it last: draw it now
         await self._result(
             c.PageTextDone(
@@ -224,8 +259,10 @@ class Writer:
         async with self.in_flight:
             if self.per_minute is not None:
                 await self.per_minute.acquire()
-            deadline = time.monotonic() + self.settings.llm_timeout
+            started = time.monotonic()
+            deadline = started + self.settings.llm_timeout
             pieces = stream_text(self.client, self.settings, messages, usage)
+            outcome = "ok"
             try:
                 while True:
                     left = min(self.settings.llm_stall_timeout, deadline - time.monotonic())
@@ -239,15 +276,27 @@ class Writer:
                     except TimeoutError:
                         raise LlmError("llm_unavailable", "Moonshot stopped sending text.", True) from None
                     yield piece
+            except Exception as exc:
+                outcome = classify(exc).code
+                raise
             finally:
+                UPSTREAM_SECONDS.labels("moonshot", outcome).observe(time.monotonic() - started)
                 await pieces.aclose()
 
 
 def create_app(settings: LlmSettings) -> FastStream:
     register_secrets([settings.moonshot_api_key.get_secret_value()])
     topology = Topology(settings.rabbitmq_prefix)
-    broker = make_broker(settings.rabbitmq_url)
+    broker = make_broker(settings.rabbitmq_url, service="llm_worker")
     writer = Writer(settings=settings, broker=broker, topology=topology)
+
+    async def checks() -> Checks:
+        return {
+            "broker": "ok" if broker_connected(broker) else "unreachable: check RABBITMQ_URL",
+            "moonshot": await writer.key_check(),
+        }
+
+    ops = OpsServer(host=settings.ops_host, port=settings.llm_ops_port, checks=checks)
 
     @broker.subscriber(
         topology.llm_queue,
@@ -270,9 +319,11 @@ def create_app(settings: LlmSettings) -> FastStream:
         await broker.connect()
         await declare_topology(broker, topology)
         await writer.start()
+        await ops.start()
 
     @app.on_shutdown
     async def _stop() -> None:
+        await ops.stop()
         await writer.stop()
 
     return app

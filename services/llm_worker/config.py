@@ -25,6 +25,8 @@ class LlmSettings(ServiceSettings):
     llm_stall_timeout: float = Field(default=30.0, gt=0, description="seconds without a token")
     llm_max_attempts: int = Field(default=4, ge=1, le=10)
     llm_max_tokens: int = Field(default=1500, ge=200)
+    ops_host: str = "0.0.0.0"
+    llm_ops_port: int = Field(default=8011, ge=1, le=65535, description="/healthz /readyz /metrics")
 
     @field_validator("moonshot_base_url")
     @classmethod

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import websockets
+import websockets.exceptions
 
 
 @dataclass

@@ -28,6 +28,8 @@ def running_stack(amqp_url: str, tmp: Path, *, name: str, **overrides: object) -
         log_dir=ARTIFACTS / "logs" / name,
         story_pages=4,
         moonshot_port=free_port(),
+        llm_ops_port=free_port(),
+        image_ops_port=free_port(),
         jimeng_port=free_port(),
         moonshot_ttft=0.2,
         moonshot_tps=80.0,

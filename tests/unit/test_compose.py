@@ -58,6 +58,12 @@ def test_required_secrets_fail_compose_loudly_when_unset() -> None:
     assert env_of("image_worker")["JIMENG_SESSION_ID"].startswith("${JIMENG_SESSION_ID:?")
 
 
+def test_in_network_addresses_are_not_taken_from_a_laptop_env() -> None:
+    assert "@rabbitmq:5672/" in env_of("gateway")["RABBITMQ_URL"]
+    assert "@postgres:5432/" in env_of("gateway")["DATABASE_URL"]
+    assert env_of("gateway")["DATABASE_URL"].startswith("postgresql+asyncpg://")
+
+
 def test_workers_can_scale() -> None:
     for worker in ("llm_worker", "image_worker"):
         spec = SERVICES[worker]
@@ -72,7 +78,10 @@ def test_pictures_are_shared_between_image_worker_and_gateway() -> None:
 
 
 def test_health_checks_ask_for_readiness_not_an_open_port() -> None:
-    assert "/readyz" in " ".join(SERVICES["gateway"]["healthcheck"]["test"])
+    for service, port in (("gateway", "8000"), ("llm_worker", "8011"), ("image_worker", "8012")):
+        assert f"127.0.0.1:{port}/readyz" in " ".join(SERVICES[service]["healthcheck"]["test"])
+    assert env_of("llm_worker")["LLM_OPS_PORT"] == "8011"
+    assert env_of("image_worker")["IMAGE_OPS_PORT"] == "8012"
     assert "/ping" in " ".join(SERVICES["jimeng-api"]["healthcheck"]["test"])
     assert "management" in SERVICES["rabbitmq"]["image"]
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from services.common.metrics import READY
 from services.gateway.api.errors import ApiError, validation_message
 from services.gateway.hub import Hub
 from services.gateway.store.repo import Store
@@ -132,5 +133,6 @@ async def readyz(request: Request, service: ServiceDep) -> Response:
     except OSError as exc:
         checks["media"] = f"not writable: {exc.strerror}: check MEDIA_DIR ({media})"
     ready = all(v == "ok" for v in checks.values())
+    READY.set(1 if ready else 0)
     body = {"status": "ready" if ready else "not_ready", "checks": checks}
     return JSONResponse(body, status_code=200 if ready else 503)
