@@ -197,6 +197,9 @@ class TextDelta(Contract):
     # what an abandoned attempt wrote.
     offset: int
     delta: str
+    # Unix time the writer published it: lets a reader (and the benchmark) measure
+    # what the pipeline adds between the writer and the socket.
+    ts: float = 0.0
 
 
 class TextReset(Contract):

@@ -91,6 +91,7 @@ class Hub:
                 "attempt": item.attempt,
                 "offset": item.offset,
                 "delta": item.delta,
+                "ts": item.ts,
             }
         else:
             if item.type in {"page.text.done", "page.failed", "page.started"}:

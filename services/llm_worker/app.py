@@ -237,7 +237,12 @@ class Writer:
     async def _delta(self, task: c.PageTask, offset: int, text: str) -> None:
         await self._live(
             c.TextDelta(
-                story_id=task.story_id, page=task.page, attempt=task.attempt, offset=offset, delta=text
+                story_id=task.story_id,
+                page=task.page,
+                attempt=task.attempt,
+                offset=offset,
+                delta=text,
+                ts=time.time(),
             )
         )
 
