@@ -107,8 +107,13 @@ class Delivery:
         # Redelivered: a consumer died holding it (or the broker restarted).
         self.redelivered = bool(getattr(msg.raw_message, "redelivered", False))
 
-    async def retry_later(self, delay: float, *, code: str, **headers: Any) -> None:
-        """Park the message in a retry queue; it comes back to its work queue after `delay`."""
+    async def retry_later(
+        self, delay: float, *, code: str, counted: bool = True, headers: dict[str, Any] | None = None
+    ) -> None:
+        """Park the message in a retry queue; it comes back to its work queue after `delay`.
+
+        `counted`: the wait spends one of the task's attempts (False for a planned wait).
+        """
         RETRIES.labels(self.key, code).inc()
         queue = self.topo.retry_tier(self.key, delay)
         await self.broker.publish(
@@ -117,7 +122,7 @@ class Delivery:
             persist=True,
             content_type="application/json",
             expiration=max(0.1, delay),
-            headers={**self.headers, **headers, "x-retries": self.retries + 1},
+            headers={**self.headers, **(headers or {}), "x-retries": self.retries + (1 if counted else 0)},
         )
 
     async def dead_letter(self, reason: str, *, code: str = "dead") -> None:

@@ -105,6 +105,9 @@ LlmTask = Annotated[OutlineTask | PageTask, Field(discriminator="kind")]
 llm_task_adapter: TypeAdapter[OutlineTask | PageTask] = TypeAdapter(LlmTask)
 
 
+SHEET_PAGE = -1  # the page number of a story's character sheet
+
+
 class ImageTask(Contract):
     story_id: str
     page: int
@@ -113,6 +116,10 @@ class ImageTask(Contract):
     ratio: str = "4:3"
     # A redraw asks again with a higher attempt; results of older attempts are ignored.
     attempt: int = 1
+    # "sheet": the story's character sheet (page SHEET_PAGE), drawn once after the outline.
+    # "page": a page, drawn with the character sheet as its reference when there is one.
+    kind: Literal["page", "sheet"] = "page"
+    use_sheet: bool = False
 
 
 image_task_adapter: TypeAdapter[ImageTask] = TypeAdapter(ImageTask)
@@ -153,6 +160,10 @@ class ImageReady(Contract):
     # Path of the picture relative to MEDIA_DIR; the gateway serves it under /media/.
     media_path: str
     attempt: int = 1
+    # How it was drawn: "character_sheet" (with the sheet as reference) or "text_only";
+    # with `note` saying why a page that should have used the sheet did not.
+    reference: str = "text_only"
+    note: str | None = None
 
 
 class ImageFailed(Contract):

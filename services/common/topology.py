@@ -21,7 +21,7 @@ DELIVERY_LIMIT = 5
 # consumer is held while it waits, and it survives a worker or broker restart.
 RETRY_TIERS: dict[str, tuple[int, ...]] = {
     "llm.tasks": (1, 5, 15, 60),
-    "image.tasks": (5, 15, 60, 180),
+    "image.tasks": (2, 5, 15, 60, 180),
 }
 
 

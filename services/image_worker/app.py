@@ -7,6 +7,7 @@ gateway, which serves it); only then is the result published and the task acked.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import secrets
@@ -43,6 +44,7 @@ from services.image_worker.jimeng import ImageError, Jimeng, SessionPool
 log = logging.getLogger(__name__)
 
 SESSION_CHECK_EVERY = 60.0
+SHEET_POLL = 2.0  # seconds between looks for a character sheet still being drawn
 
 SNIFF = {b"RIFF": ".webp", b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg"}
 
@@ -54,11 +56,14 @@ def extension(data: bytes, content_type: str) -> str:
     raise ImageError("image_failed", f"the download is not a picture ({content_type or 'no type'})", True)
 
 
-def store_file(media_dir: Path, story_id: str, page: int, attempt: int, data: bytes, ext: str) -> str:
+def store_file(
+    media_dir: Path, story_id: str, page: int, attempt: int, data: bytes, ext: str, *, name: str = ""
+) -> str:
     """Write atomically under an unguessable name; return the path relative to MEDIA_DIR."""
     folder = media_dir / story_id
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"p{page}-a{attempt}-{secrets.token_urlsafe(12)}{ext}"
+    name = name or f"p{page}-a{attempt}-{secrets.token_urlsafe(12)}"
+    name += ext
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".part-", delete=False) as tmp:
         tmp.write(data)
         tmp.flush()
@@ -66,6 +71,29 @@ def store_file(media_dir: Path, story_id: str, page: int, attempt: int, data: by
     os.replace(tmp.name, folder / name)
     os.chmod(folder / name, 0o644)
     return f"{story_id}/{name}"
+
+
+SHEET = "sheet"  # file name (without extension) of a story's character sheet in its folder
+
+
+def find_sheet(media_dir: Path, story_id: str) -> Path | str | None:
+    """The story's character sheet: its file, "failed" when it will never come, or None yet."""
+    folder = media_dir / story_id
+    for ext in (".webp", ".png", ".jpg"):
+        if (folder / f"{SHEET}{ext}").is_file():
+            return folder / f"{SHEET}{ext}"
+    return "failed" if (folder / f"{SHEET}.failed").exists() else None
+
+
+def mark_sheet_failed(media_dir: Path, story_id: str) -> None:
+    folder = media_dir / story_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{SHEET}.failed").touch()
+
+
+def data_uri(path: Path) -> str:
+    kind = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg"}[path.suffix]
+    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
 class Illustrator:
@@ -104,8 +132,29 @@ class Illustrator:
 
     async def handle(self, task: c.ImageTask, delivery: Delivery) -> None:
         extra = {"story_id": task.story_id, "page": task.page, "attempt": task.attempt}
+        reference: Path | None = None
+        note: str | None = None
+        if task.use_sheet:
+            found = await asyncio.to_thread(find_sheet, self.settings.media_dir, task.story_id)
+            waited = float(delivery.headers.get("x-sheet-wait", 0) or 0)
+            if found is None and waited < self.settings.image_sheet_wait:
+                # The sheet is still being drawn: come back in a few seconds, without
+                # holding a consumer and without spending one of the task's attempts.
+                await delivery.retry_later(
+                    SHEET_POLL,
+                    code="waiting_for_sheet",
+                    counted=False,
+                    headers={"x-sheet-wait": waited + SHEET_POLL},
+                )
+                return
+            if isinstance(found, Path):
+                reference = found
+            else:
+                note = (
+                    "the character sheet could not be drawn" if found else "the character sheet was not ready"
+                )
         try:
-            path = await self.draw(task)
+            path, used, why = await self.draw(task, reference=reference)
         except ImageError as err:
             extra["code"] = err.code
             if err.retryable and delivery.retries + 1 < self.settings.image_max_attempts:
@@ -118,6 +167,8 @@ class Illustrator:
             failed = c.ImageFailed(
                 story_id=task.story_id, page=task.page, attempt=task.attempt, error=reader_error(err.code)
             )
+            if task.kind == "sheet":
+                await asyncio.to_thread(mark_sheet_failed, self.settings.media_dir, task.story_id)
             await self._result(failed)
             if err.retryable:
                 attempts = delivery.retries + 1
@@ -126,20 +177,49 @@ class Illustrator:
         log.info("picture drawn and stored", extra=extra)
         PICTURES.labels("done").inc()
         await self._result(
-            c.ImageReady(story_id=task.story_id, page=task.page, media_path=path, attempt=task.attempt)
+            c.ImageReady(
+                story_id=task.story_id,
+                page=task.page,
+                media_path=path,
+                attempt=task.attempt,
+                reference="character_sheet" if used else "text_only",
+                note=why or note,
+            )
         )
 
-    async def draw(self, task: c.ImageTask) -> str:
-        """One attempt: draw, download at once, store. A refusal by policy is tried once softened."""
+    async def draw(self, task: c.ImageTask, *, reference: Path | None = None) -> tuple[str, bool, str | None]:
+        """One attempt: draw, download at once, store. A refusal by policy is tried once softened.
+
+        With a reference (the character sheet) the picture is composed from it; when
+        that call fails, the page is drawn from its text alone and says so.
+        """
         assert self.jimeng is not None
         prompt = task.prompt
+        images = [await asyncio.to_thread(data_uri, reference)] if reference is not None else []
+        why: str | None = None
         for softened in (False, True):
             try:
-                url = await self.jimeng.generate(
-                    prompt=prompt,
-                    ratio=task.ratio or self.settings.jimeng_ratio,
-                    resolution=self.settings.jimeng_resolution,
-                )
+                try:
+                    url = await self.jimeng.generate(
+                        prompt=prompt,
+                        ratio=task.ratio or self.settings.jimeng_ratio,
+                        resolution=self.settings.jimeng_resolution,
+                        images=images,
+                    )
+                except ImageError as err:
+                    if not images or err.code in ("image_session_expired", "image_no_credits"):
+                        raise
+                    log.warning(
+                        "drawing from the character sheet failed (%s); drawing from text alone",
+                        err.message,
+                        extra={"story_id": task.story_id, "page": task.page},
+                    )
+                    images, why = [], f"drawn from text alone: the reference call failed ({err.code})"
+                    url = await self.jimeng.generate(
+                        prompt=prompt,
+                        ratio=task.ratio or self.settings.jimeng_ratio,
+                        resolution=self.settings.jimeng_resolution,
+                    )
             except ImageError as err:
                 if err.policy and not softened:
                     log.warning(
@@ -151,9 +231,17 @@ class Illustrator:
                 raise
             data, ctype = await self.jimeng.fetch(url)
             ext = extension(data, ctype)
-            return await asyncio.to_thread(
-                store_file, self.settings.media_dir, task.story_id, task.page, task.attempt, data, ext
+            path = await asyncio.to_thread(
+                store_file,
+                self.settings.media_dir,
+                task.story_id,
+                task.page,
+                task.attempt,
+                data,
+                ext,
+                name=SHEET if task.kind == "sheet" else "",
             )
+            return path, bool(images), why
         raise ImageError("image_content_policy", "the picture was refused twice")  # pragma: no cover
 
     async def _result(self, result: c.ImageReady | c.ImageFailed) -> None:

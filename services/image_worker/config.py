@@ -24,6 +24,9 @@ class ImageSettings(ServiceSettings):
     image_concurrency: int = Field(default=16, ge=1, le=1000)
     image_max_attempts: int = Field(default=3, ge=1, le=10)
     image_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # How long a page's picture waits for the story's character sheet before it is
+    # drawn from its text alone (seconds).
+    image_sheet_wait: float = Field(default=120.0, ge=0)
     media_dir: Path = Path("var/media")
     ops_host: str = "0.0.0.0"
     image_ops_port: int = Field(default=8012, ge=1, le=65535, description="/healthz /readyz /metrics")

@@ -134,34 +134,41 @@ class Jimeng:
         await self.http.aclose()
         await self.download.aclose()
 
-    async def generate(self, *, prompt: str, ratio: str, resolution: str) -> str:
+    async def generate(
+        self, *, prompt: str, ratio: str, resolution: str, images: list[str] | None = None
+    ) -> str:
         """Return the URL of the first image; switch to another live id on -2002."""
         started = time.monotonic()
         outcome = "ok"
         try:
-            return await self._generate(prompt=prompt, ratio=ratio, resolution=resolution)
+            return await self._generate(prompt=prompt, ratio=ratio, resolution=resolution, images=images)
         except ImageError as err:
             outcome = err.code
             raise
         finally:
             UPSTREAM_SECONDS.labels("jimeng", outcome).observe(time.monotonic() - started)
 
-    async def _generate(self, *, prompt: str, ratio: str, resolution: str) -> str:
+    async def _generate(self, *, prompt: str, ratio: str, resolution: str, images: list[str] | None) -> str:
+        # With reference images: /v1/images/compositions (image(s) + text to image).
+        endpoint = "compositions" if images else "generations"
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": prompt,
+            "ratio": ratio,
+            "resolution": resolution,
+            "response_format": "url",
+        }
+        if images:
+            body["images"] = images
         while True:
             sid = self.sessions.pick()
             if sid is None:
                 raise ImageError("image_session_expired", "no live jimeng session id is configured")
             try:
                 resp = await self.http.post(
-                    f"{self.base_url}/v1/images/generations",
+                    f"{self.base_url}/v1/images/{endpoint}",
                     headers={"Authorization": f"Bearer {sid}"},
-                    json={
-                        "model": self.model,
-                        "prompt": prompt,
-                        "ratio": ratio,
-                        "resolution": resolution,
-                        "response_format": "url",
-                    },
+                    json=body,
                 )
             except httpx.TimeoutException:
                 raise ImageError("image_timeout", "jimeng did not finish the picture in time", True) from None
@@ -172,12 +179,12 @@ class Jimeng:
             if resp.status_code != 200:
                 raise ImageError("image_failed", f"jimeng-api answered HTTP {resp.status_code}", True)
             try:
-                body = resp.json()
+                answer = resp.json()
             except ValueError:
-                body = None
-            err = classify(body)
+                answer = None
+            err = classify(answer)
             if err is None:
-                return str(next(d["url"] for d in body["data"] if isinstance(d, dict) and d.get("url")))
+                return str(next(d["url"] for d in answer["data"] if isinstance(d, dict) and d.get("url")))
             if err.code == "image_session_expired":
                 self.sessions.kill(sid)
                 if self.sessions.live():

@@ -127,7 +127,7 @@ class Writer:
         extra["code"] = err.code
         if err.code == "llm_content_filter" and not gentle:
             log.warning("refused by the content filter; retrying once, gently", extra=extra)
-            await delivery.retry_later(0, code=err.code, **{"x-gentle": "1"})
+            await delivery.retry_later(0, code=err.code, headers={"x-gentle": "1"})
             return
         if err.retryable and delivery.retries + 1 < self.settings.llm_max_attempts:
             delay = (
@@ -165,6 +165,21 @@ class Writer:
         await self._result(
             c.OutlineReady(story_id=task.story_id, outline=outline, attempt=task.attempt), task.story_id
         )
+        # The character sheet is drawn once, now; every page's picture uses it as its
+        # reference, so the rabbit on page three is the rabbit from page one.
+        await publish_work(
+            self.broker,
+            self.topo,
+            c.ImageTask(
+                story_id=task.story_id,
+                page=c.SHEET_PAGE,
+                prompt=prompts.sheet_prompt(outline),
+                kind="sheet",
+                ratio="16:9",
+            ),
+            routing_key=self.topo.image_key,
+            headers={"story_id": task.story_id},
+        )
 
     # ------------------------------------------------------------------ page
     async def write_page(self, task: c.PageTask, *, gentle: bool = False, again: bool = False) -> None:
@@ -186,7 +201,11 @@ class Writer:
                 self.broker,
                 self.topo,
                 c.ImageTask(
-                    story_id=task.story_id, page=task.page, prompt=prompt, attempt=task.image_attempt
+                    story_id=task.story_id,
+                    page=task.page,
+                    prompt=prompt,
+                    attempt=task.image_attempt,
+                    use_sheet=True,
                 ),
                 routing_key=self.topo.image_key,
                 headers={"story_id": task.story_id},

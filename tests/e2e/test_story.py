@@ -118,6 +118,13 @@ async def test_a_whole_story_with_a_reconnect_on_the_other_replica(stack: Stack)
             digests.add(hashlib.sha256(r.content).hexdigest())
     assert len(digests) == 4, "each page has its own picture"
 
+    # The same characters on every page: a character sheet first, then every page's
+    # picture composed from it.
+    sheet = reading.of("story.sheet.done")
+    assert len(sheet) == 1 and story["character_sheet"]["url"] == sheet[0]["url"]
+    assert [e["reference"] for e in reading.of("page.image.done")] == ["character_sheet"] * 4
+    assert all(p["image"]["reference"] == "character_sheet" for p in story["pages"])
+
 
 async def test_started_on_one_replica_read_on_the_other(stack: Stack) -> None:
     writer = Reader(stack.gateway_url)

@@ -31,6 +31,9 @@ class Story(Base):
     title: Mapped[str | None] = mapped_column(Text, default=None)
     outline: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    # The character sheet every page's picture is drawn from.
+    sheet_status: Mapped[str] = mapped_column(String(16), default="pending")
+    sheet_path: Mapped[str | None] = mapped_column(Text, default=None)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -55,6 +58,9 @@ class Page(Base):
     image_prompt: Mapped[str | None] = mapped_column(Text, default=None)
     image_path: Mapped[str | None] = mapped_column(Text, default=None)
     image_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # "character_sheet" or "text_only", and why a page drew from text alone.
+    image_reference: Mapped[str | None] = mapped_column(String(32), default=None)
+    image_note: Mapped[str | None] = mapped_column(Text, default=None)
     image_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 

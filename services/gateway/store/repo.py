@@ -234,6 +234,10 @@ class Store:
             "total_pages": story.total_pages,
             "created_at": _iso(story.created_at),
             "last_seq": story.last_seq,
+            "character_sheet": {
+                "status": story.sheet_status,
+                "url": media_url(story.sheet_path) if story.sheet_path else None,
+            },
             "pages": [_page_view(p) for p in pages],
         }
 
@@ -348,6 +352,7 @@ class Store:
                 page=page,
                 prompt=target.image_prompt,
                 attempt=target.image_attempt,
+                use_sheet=True,
             )
             self._send(session, changes, story_id, self.topo.image_key, task)
         return changes
@@ -443,23 +448,34 @@ class Store:
     async def _image_ready(
         self, session: AsyncSession, story: Story, r: c.ImageReady, changes: Changes
     ) -> None:
+        if r.page == c.SHEET_PAGE:
+            if story.sheet_status != "ready":
+                story.sheet_status, story.sheet_path = "ready", r.media_path
+                self._append(session, story, changes, "story.sheet.done", {"url": media_url(r.media_path)})
+            return
         page = await session.get(Page, (story.id, r.page))
         if page is None or r.attempt != page.image_attempt or page.image_status != "pending":
             return
         page.image_status = "ready"
         page.image_path = r.media_path
         page.image_error = None
+        page.image_reference, page.image_note = r.reference, r.note
         self._append(
             session,
             story,
             changes,
             "page.image.done",
-            {"page": r.page, "url": media_url(r.media_path)},
+            {"page": r.page, "url": media_url(r.media_path), "reference": r.reference, "note": r.note},
         )
 
     async def _image_failed(
         self, session: AsyncSession, story: Story, r: c.ImageFailed, changes: Changes
     ) -> None:
+        if r.page == c.SHEET_PAGE:
+            if story.sheet_status == "pending":
+                story.sheet_status = "failed"
+                self._append(session, story, changes, "story.sheet.failed", {"error": r.error.model_dump()})
+            return
         page = await session.get(Page, (story.id, r.page))
         if page is None or r.attempt != page.image_attempt or page.image_status != "pending":
             return
@@ -533,5 +549,7 @@ def _page_view(p: Page) -> dict[str, Any]:
             "url": media_url(p.image_path) if p.image_path and p.image_status == "ready" else None,
             "error": p.image_error,
             "started_at": _iso(p.image_started_at),
+            "reference": p.image_reference,
+            "note": p.image_note,
         },
     }

@@ -1,0 +1,51 @@
+"""Pictures are composed from the story's character sheet, and say so when they are not."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.support.reader import Reader, Reading
+from tests.support.stack import running_stack
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_reference_failure_falls_back_to_text_and_says_so(amqp_url: str, tmp_path: Path) -> None:
+    with running_stack(amqp_url, tmp_path, name="characters", gateways=1, jimeng_seconds=0.5) as stack:
+        reader = Reader(stack.gateway_url)
+        reading = Reading()
+        try:
+            await reader.start("小刺猬找朋友", age=4)
+            await reader.read(
+                reading,
+                until=lambda m: m["type"] == "page.image.done" and m["page"] == 0,
+            )
+            async with httpx.AsyncClient(timeout=20) as http:
+                # The next jimeng call (page 1's composition) fails: page 1 is drawn from text.
+                await http.post(f"{stack.jimeng_url}/_fake/faults", json={"mode": "plain_error", "count": 1})
+                r = await http.post(
+                    f"{stack.gateway_url}/api/stories/{reader.story_id}/choices",
+                    json={"page": 0, "choice": 0},
+                    headers=reader.auth,
+                )
+                assert r.status_code == 202
+                await reader.read(
+                    reading, until=lambda m: m["type"] == "page.image.done" and m["page"] == 1
+                )
+                stats = (await http.get(f"{stack.jimeng_url}/_fake/stats")).json()
+                sheet_url = reading.of("story.sheet.done")[0]["url"]
+                sheet = Image.open(io.BytesIO((await http.get(f"{stack.gateway_url}{sheet_url}")).content))
+            story = await reader.story()
+        finally:
+            await reader.close()
+    first, second = story["pages"][0]["image"], story["pages"][1]["image"]
+    assert first["reference"] == "character_sheet" and first["note"] is None
+    assert second["reference"] == "text_only"
+    assert "reference call failed" in second["note"]
+    assert stats["requests"]["compositions"] >= 2 and stats["requests"]["generations"] >= 2
+    assert sheet.width > sheet.height, "the sheet is drawn wide, characters side by side"
