@@ -184,12 +184,25 @@ class ImageRequested(Contract):
     attempt: int = 1
 
 
+class UsageReport(Contract):
+    """What one upstream attempt cost, counted whether or not its result is used."""
+
+    kind: Literal["usage"] = "usage"
+    story_id: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    llm_calls: int = 0
+    image_calls: int = 0
+    pictures: int = 0
+    retries: int = 0
+
+
 Result = Annotated[
-    OutlineReady | PageTextDone | PageFailed | ImageReady | ImageFailed | ImageRequested,
+    OutlineReady | PageTextDone | PageFailed | ImageReady | ImageFailed | ImageRequested | UsageReport,
     Field(discriminator="kind"),
 ]
 result_adapter: TypeAdapter[
-    OutlineReady | PageTextDone | PageFailed | ImageReady | ImageFailed | ImageRequested
+    OutlineReady | PageTextDone | PageFailed | ImageReady | ImageFailed | ImageRequested | UsageReport
 ] = TypeAdapter(Result)
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.logs import bind
+from services.common.logs import bind, register_secrets
 from services.common.metrics import HTTP_RESPONSES, WS_CONNECTIONS
 from services.common.ops import metrics_response
 from services.common.topology import Topology
@@ -75,6 +75,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     bus = GatewayBus(url=settings.rabbitmq_url, topology=topology, store=store, hub=hub)
     service = StoryService(settings=settings, store=store, bus=bus)
     settings.media_dir.mkdir(parents=True, exist_ok=True)
+    if settings.admin_token is not None:
+        register_secrets([settings.admin_token.get_secret_value()])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

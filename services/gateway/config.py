@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from services.common.settings import ServiceSettings
 
@@ -25,9 +25,21 @@ class GatewaySettings(ServiceSettings):
     # Web pages allowed to open a reader socket besides the gateway's own origin,
     # comma-separated (e.g. https://stories.example.com); "*" allows any.
     allowed_origins: str = ""
+    # Bearer token for the operator's endpoints (/api/admin/...); unset: they are off.
+    admin_token: SecretStr | None = None
     # Where a replica's socket buffers more than this many events for a slow reader,
     # the reader is disconnected and resumes with `after` instead of eating memory.
     ws_send_buffer: int = Field(default=1000, ge=10)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # Empty means off (compose passes an empty string when it is not set).
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("is shorter than 16 characters; use a long random value")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -14,6 +14,7 @@ import secrets
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from faststream import FastStream
@@ -96,6 +97,14 @@ def data_uri(path: Path) -> str:
     return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
+@dataclass
+class Tally:
+    """What one attempt cost: jimeng calls made and pictures kept."""
+
+    calls: int = 0
+    pictures: int = 0
+
+
 class Illustrator:
     def __init__(self, *, settings: ImageSettings, broker: RabbitBroker, topology: Topology) -> None:
         self.settings = settings
@@ -153,9 +162,11 @@ class Illustrator:
                 note = (
                     "the character sheet could not be drawn" if found else "the character sheet was not ready"
                 )
+        tally = Tally()
         try:
-            path, used, why = await self.draw(task, reference=reference)
+            path, used, why = await self.draw(task, reference=reference, tally=tally)
         except ImageError as err:
+            await self._report(task, tally, delivery)
             extra["code"] = err.code
             if err.retryable and delivery.retries + 1 < self.settings.image_max_attempts:
                 delay = backoff(delivery.retries, base=10, cap=180)
@@ -174,6 +185,8 @@ class Illustrator:
                 attempts = delivery.retries + 1
                 await delivery.dead_letter(f"{err.code}: {err.message} ({attempts} attempts)", code=err.code)
             return
+        tally.pictures = 1
+        await self._report(task, tally, delivery)
         log.info("picture drawn and stored", extra=extra)
         PICTURES.labels("done").inc()
         await self._result(
@@ -187,19 +200,35 @@ class Illustrator:
             )
         )
 
-    async def draw(self, task: c.ImageTask, *, reference: Path | None = None) -> tuple[str, bool, str | None]:
+    async def _report(self, task: c.ImageTask, tally: Tally, delivery: Delivery) -> None:
+        report = c.UsageReport(
+            story_id=task.story_id,
+            image_calls=tally.calls,
+            pictures=tally.pictures,
+            retries=1 if delivery.retries > 0 else 0,
+        )
+        try:
+            await self._result(report)
+        except Exception:  # the cost record must never fail the picture
+            log.warning("usage report not delivered", extra={"story_id": task.story_id})
+
+    async def draw(
+        self, task: c.ImageTask, *, reference: Path | None = None, tally: Tally | None = None
+    ) -> tuple[str, bool, str | None]:
         """One attempt: draw, download at once, store. A refusal by policy is tried once softened.
 
         With a reference (the character sheet) the picture is composed from it; when
         that call fails, the page is drawn from its text alone and says so.
         """
         assert self.jimeng is not None
+        tally = tally or Tally()
         prompt = task.prompt
         images = [await asyncio.to_thread(data_uri, reference)] if reference is not None else []
         why: str | None = None
         for softened in (False, True):
             try:
                 try:
+                    tally.calls += 1
                     url = await self.jimeng.generate(
                         prompt=prompt,
                         ratio=task.ratio or self.settings.jimeng_ratio,
@@ -215,6 +244,7 @@ class Illustrator:
                         extra={"story_id": task.story_id, "page": task.page},
                     )
                     images, why = [], f"drawn from text alone: the reference call failed ({err.code})"
+                    tally.calls += 1
                     url = await self.jimeng.generate(
                         prompt=prompt,
                         ratio=task.ratio or self.settings.jimeng_ratio,
@@ -244,7 +274,7 @@ class Illustrator:
             return path, bool(images), why
         raise ImageError("image_content_policy", "the picture was refused twice")  # pragma: no cover
 
-    async def _result(self, result: c.ImageReady | c.ImageFailed) -> None:
+    async def _result(self, result: c.ImageReady | c.ImageFailed | c.UsageReport) -> None:
         await publish_work(
             self.broker,
             self.topo,

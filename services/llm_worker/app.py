@@ -115,15 +115,18 @@ class Writer:
         page = task.page if isinstance(task, c.PageTask) else 0
         gentle = delivery.headers.get("x-gentle") == "1"
         extra = {"story_id": task.story_id, "page": page, "attempt": delivery.retries + 1}
+        usage: dict[str, int] = {}
         try:
             if isinstance(task, c.OutlineTask):
-                await self.write_outline(task, gentle=gentle)
+                await self.write_outline(task, gentle=gentle, usage=usage)
             else:
                 again = delivery.retries > 0 or delivery.redelivered
-                await self.write_page(task, gentle=gentle, again=again)
+                await self.write_page(task, gentle=gentle, again=again, usage=usage)
             return
         except Exception as exc:  # every failure is classified; none escapes as a crash
             err = classify(exc)
+        finally:
+            await self._report(task.story_id, usage, retried=delivery.retries > 0)
         extra["code"] = err.code
         if err.code == "llm_content_filter" and not gentle:
             log.warning("refused by the content filter; retrying once, gently", extra=extra)
@@ -146,12 +149,27 @@ class Writer:
             attempts = delivery.retries + 1
             await delivery.dead_letter(f"{err.code}: {err.message} ({attempts} attempts)", code=err.code)
 
+    async def _report(self, story_id: str, usage: dict[str, int], *, retried: bool) -> None:
+        report = c.UsageReport(
+            story_id=story_id,
+            tokens_in=usage.get("prompt_tokens", 0),
+            tokens_out=usage.get("completion_tokens", 0),
+            llm_calls=1,
+            retries=1 if retried else 0,
+        )
+        try:
+            await self._result(report, story_id)
+        except Exception:  # the cost record must never fail the page
+            log.warning("usage report not delivered", extra={"story_id": story_id})
+
     # ------------------------------------------------------------------ outline
-    async def write_outline(self, task: c.OutlineTask, *, gentle: bool = False) -> None:
+    async def write_outline(
+        self, task: c.OutlineTask, *, gentle: bool = False, usage: dict[str, int] | None = None
+    ) -> None:
         messages = prompts.outline_messages(task)
         if gentle:
             messages[0]["content"] += "\nKeep everything especially gentle and calm."
-        usage: dict[str, int] = {}
+        usage = {} if usage is None else usage
         text = "".join([p async for p in self._stream(messages, usage)])
         try:
             start, end = text.find("{"), text.rfind("}") + 1
@@ -182,7 +200,14 @@ class Writer:
         )
 
     # ------------------------------------------------------------------ page
-    async def write_page(self, task: c.PageTask, *, gentle: bool = False, again: bool = False) -> None:
+    async def write_page(
+        self,
+        task: c.PageTask,
+        *,
+        gentle: bool = False,
+        again: bool = False,
+        usage: dict[str, int] | None = None,
+    ) -> None:
         requested = False
 
         async def request_image(illustration: str) -> None:
@@ -220,7 +245,7 @@ class Writer:
             await self._live(c.TextReset(story_id=task.story_id, page=task.page, attempt=task.attempt))
 
         reader = PageReader()
-        usage: dict[str, int] = {}
+        usage = {} if usage is None else usage
         pending, offset, flushed_at = "", 0, time.monotonic()
         async for piece in self._stream(prompts.page_messages(task, gentle=gentle), usage):
             progress = reader.feed(piece)

@@ -12,6 +12,7 @@ from services.devstack.procs import Stack, StackConfig, free_port
 from tests.support.broker import delete_topology
 from tests.support.infra import unique
 
+ADMIN_TOKEN = "test-admin-token-0042"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -37,7 +38,7 @@ def running_stack(amqp_url: str, tmp: Path, *, name: str, **overrides: object) -
         jimeng_url_ttl=4.0,
         gateways=2,
         # Tests start many stories from one address; the limit has its own test.
-        extra_env={"CREATE_PER_MINUTE": "1000"},
+        extra_env={"CREATE_PER_MINUTE": "1000", "ADMIN_TOKEN": ADMIN_TOKEN},
     )
     for key, value in overrides.items():
         setattr(config, key, value)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import tempfile
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from services.common.metrics import READY
 from services.gateway.api.errors import ApiError, validation_message
@@ -105,6 +106,48 @@ async def retry_page(story_id: str, page: int, token: TokenDep, service: Service
     await service.store.authorize(story_id, token)
     await service.retry(story_id, page)
     return {"status": "accepted"}
+
+
+class LibraryEntry(BaseModel):
+    story_id: str = Field(max_length=64)
+    token: str = Field(max_length=128)
+
+
+class Library(BaseModel):
+    stories: list[LibraryEntry] = Field(max_length=100)
+
+
+@router.post("/api/library")
+async def library(request: Request, store: StoreDep) -> dict[str, Any]:
+    """This device's stories, by the tokens it holds; unknown or wrong pairs are left out."""
+    req: Library = await json_body(request, Library)
+    return {"stories": await store.summaries([(e.story_id, e.token) for e in req.stories])}
+
+
+@router.post("/api/stories/{story_id}/share", status_code=201)
+async def share(story_id: str, token: TokenDep, store: StoreDep) -> dict[str, str]:
+    await store.authorize(story_id, token)
+    share_id = await store.share(story_id)
+    return {"share_id": share_id, "url": f"/read/{share_id}"}
+
+
+@router.get("/api/shared/{share_id}")
+async def shared(share_id: str, store: StoreDep) -> dict[str, Any]:
+    return await store.shared(share_id)
+
+
+@router.get("/api/admin/usage")
+async def usage(
+    request: Request, store: StoreDep, authorization: Annotated[str | None, Header()] = None, days: int = 30
+) -> dict[str, Any]:
+    """What stories cost, per day: Moonshot tokens, jimeng calls, pictures, retries."""
+    expected = request.app.state.settings.admin_token
+    if expected is None:
+        raise ApiError(404, "not_found", "Operator endpoints are off: set ADMIN_TOKEN to use them.")
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise ApiError(403, "forbidden", "This needs the operator's ADMIN_TOKEN as a Bearer token.")
+    return await store.usage(days=max(1, min(days, 366)))
 
 
 @router.get("/healthz")

@@ -34,6 +34,15 @@ class Story(Base):
     # The character sheet every page's picture is drawn from.
     sheet_status: Mapped[str] = mapped_column(String(16), default="pending")
     sheet_path: Mapped[str | None] = mapped_column(Text, default=None)
+    # A read-only link to the finished story, once the reader shares it.
+    share_id: Mapped[str | None] = mapped_column(String(40), unique=True, default=None)
+    # What the story cost, every attempt counted.
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    image_calls: Mapped[int] = mapped_column(Integer, default=0)
+    pictures: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -76,6 +85,24 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UsageDaily(Base):
+    """Totals per UTC day, for the operator."""
+
+    __tablename__ = "usage_daily"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
+    stories: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    image_calls: Mapped[int] = mapped_column(Integer, default=0)
+    pictures: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+COUNTERS = ("tokens_in", "tokens_out", "llm_calls", "image_calls", "pictures", "retries")
 
 
 class Outbox(Base):

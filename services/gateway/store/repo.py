@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import (
 
 from services.common import contracts as c
 from services.common.topology import Topology
-from services.gateway.store.models import Base, Event, Outbox, Page, Story, utcnow
+from services.gateway.store.models import COUNTERS, Base, Event, Outbox, Page, Story, UsageDaily, utcnow
 
 
 class StoreError(Exception):
@@ -207,6 +207,8 @@ class Store:
             self._append(session, story, changes, "page.started", {"page": 0})
             task = c.OutlineTask(story_id=story_id, brief=self._brief(story))
             self._send(session, changes, story_id, self.topo.llm_key, task)
+            daily = await self._daily(session)
+            daily.stories += 1
         return story_id, token, changes
 
     async def authorize(self, story_id: str, token: str | None) -> None:
@@ -234,6 +236,7 @@ class Store:
             "total_pages": story.total_pages,
             "created_at": _iso(story.created_at),
             "last_seq": story.last_seq,
+            "usage": {n: getattr(story, n) for n in COUNTERS},
             "character_sheet": {
                 "status": story.sheet_status,
                 "url": media_url(story.sheet_path) if story.sheet_path else None,
@@ -364,6 +367,12 @@ class Store:
         async with self._tx() as session:
             story = await self._lock_story(session, result.story_id)
             match result:
+                case c.UsageReport():
+                    daily = await self._daily(session)
+                    for name in COUNTERS:
+                        value = getattr(result, name)
+                        setattr(story, name, getattr(story, name) + value)
+                        setattr(daily, name, getattr(daily, name) + value)
                 case c.OutlineReady():
                     await self._outline_ready(session, story, result, changes)
                 case c.ImageRequested():
@@ -488,6 +497,78 @@ class Store:
             "page.image.failed",
             {"page": r.page, "error": page.image_error},
         )
+
+    async def _daily(self, session: AsyncSession) -> UsageDaily:
+        day = utcnow().strftime("%Y-%m-%d")
+        row = await session.get(UsageDaily, day, with_for_update=True)
+        if row is None:
+            row = UsageDaily(day=day, **dict.fromkeys(("stories", *COUNTERS), 0))
+            session.add(row)
+            await session.flush()
+        return row
+
+    async def usage(self, *, days: int) -> dict[str, Any]:
+        async with self.sessions() as session:
+            rows = await session.execute(select(UsageDaily).order_by(UsageDaily.day.desc()).limit(days))
+            per_day = [
+                {"day": r.day, "stories": r.stories, **{n: getattr(r, n) for n in COUNTERS}}
+                for r in rows.scalars()
+            ]
+        totals = {n: sum(int(d[n]) for d in per_day) for n in ("stories", *COUNTERS)}
+        return {"days": per_day, "totals": totals}
+
+    # ------------------------------------------------------------------ library
+    async def summaries(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The stories of this device: only those whose token matches, never a word about others."""
+        wanted = {sid: token for sid, token in pairs}
+        async with self.sessions() as session:
+            rows = await session.execute(select(Story).where(Story.id.in_(list(wanted))))
+            found = [s for s in rows.scalars() if hmac.compare_digest(s.token_hash, hash_token(wanted[s.id]))]
+            out = []
+            for story in sorted(found, key=lambda s: s.created_at, reverse=True):
+                pages = await self._pages(session, story.id)
+                cover = next(
+                    (p.image_path for p in pages if p.image_status == "ready" and p.image_path), None
+                )
+                out.append(
+                    {
+                        "story_id": story.id,
+                        "title": story.title,
+                        "status": story.status,
+                        "language": story.language,
+                        "created_at": _iso(story.created_at),
+                        "pages": len([p for p in pages if p.status == "done"]),
+                        "cover_url": media_url(cover) if cover else None,
+                    }
+                )
+        return out
+
+    async def share(self, story_id: str) -> str:
+        async with self._tx() as session:
+            story = await self._lock_story(session, story_id)
+            if story.status != "ended":
+                raise Conflict("Only a finished story can be shared. Finish it first.")
+            if story.share_id is None:
+                story.share_id = secrets.token_urlsafe(16)
+            return story.share_id
+
+    async def shared(self, share_id: str) -> dict[str, Any]:
+        """A shared story: the finished pages and pictures, and nothing else."""
+        async with self.sessions() as session:
+            story = (
+                await session.execute(select(Story).where(Story.share_id == share_id))
+            ).scalar_one_or_none()
+            if story is None or not share_id:
+                raise NotFound("This link does not lead to a story. Ask for a new link.")
+            story_id = story.id
+        full = await self.read_story(story_id)
+        keep = ("title", "status", "language", "total_pages", "character_sheet")
+        shared = {k: full[k] for k in keep}
+        shared["pages"] = [
+            {"index": p["index"], "text": p["text"], "image": {k: p["image"][k] for k in ("status", "url")}}
+            for p in full["pages"]
+        ]
+        return shared
 
     # ------------------------------------------------------------------ outbox
     async def pending_outbox(self, *, older_than: timedelta, limit: int = 100) -> list[Outbox]:
