@@ -92,6 +92,8 @@ class PageTask(Contract):
     story_so_far: list[PageSoFar] = Field(default_factory=list)
     # What the reader wants to happen on this page (None for the first page).
     direction: str | None = None
+    # True when the reader typed it (not one of the offered choices): it is judged first.
+    direction_typed: bool = False
     attempt: int = 1
     # Attempt number the picture of this page is drawn under (see ImageTask.attempt).
     image_attempt: int = 1
@@ -143,6 +145,8 @@ class PageTextDone(Contract):
     choices: list[str]
     image_prompt: str
     attempt: int = 1
+    # A kind word for the reader when their typed idea was set aside.
+    note: str | None = None
 
 
 class PageFailed(Contract):

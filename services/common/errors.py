@@ -19,6 +19,7 @@ MESSAGES: dict[str, str] = {
     "llm_unavailable": "The storyteller could not be reached. Tap retry in a minute.",
     "llm_bad_output": "The storyteller got muddled writing this page. Tap retry.",
     "llm_failed": "This page could not be written. Tap retry.",
+    "llm_unsafe_output": "This page could not be written kindly enough. Tap retry.",
     "image_session_expired": f"The illustrator is not signed in. {_OPERATOR}",
     "image_no_credits": f"The illustrator has run out of credit. {_OPERATOR}",
     "image_content_policy": "This picture could not be drawn. Tap redraw to try another one.",

@@ -34,6 +34,8 @@ def answer(user_message: str, *, json_mode: bool) -> str:
             return json.dumps(outline(context), ensure_ascii=False)
         if context.get("task") == "page":
             return json.dumps(page(context), ensure_ascii=False)
+        if context.get("task") == "classify":
+            return json.dumps(judge(context), ensure_ascii=False)
     if json_mode:
         return "{}"
     if re.search(r"[\u4e00-\u9fff]", user_message):
@@ -957,3 +959,21 @@ def _page_index(ctx: dict[str, Any]) -> int:
     if "page" in ctx:
         return max(0, _int(ctx.get("page"), 0))
     return max(0, _int(ctx.get("page_number"), 1) - 1)
+
+
+# ------------------------------------------------------------------------ judgement
+
+# What this stand-in "model" judges unsuitable: a few ideas a word list would miss.
+UNSUITABLE_IDEAS = (
+    "weapon", "poison", "beer", "drunk", "eats children", "hurt the", "revenge",
+    "武器", "毒药", "喝醉", "喝酒", "吃掉小孩", "报仇", "打死",
+)
+
+
+def judge(ctx: dict[str, Any]) -> dict[str, Any]:
+    """A suitability verdict in the shape the classification prompt asks for."""
+    text = str(ctx.get("text", "")).lower()
+    hit = next((idea for idea in UNSUITABLE_IDEAS if idea in text), None)
+    if hit:
+        return {"suitable": False, "reason": f"not for a picture book: {hit}"}
+    return {"suitable": True, "reason": "a gentle story idea"}

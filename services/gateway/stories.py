@@ -18,10 +18,11 @@ from pydantic import (
     model_validator,
 )
 
+from services.common import safety
 from services.common.contracts import MAX_ACTION, MAX_PREMISE
 from services.gateway.bus import GatewayBus
 from services.gateway.config import GatewaySettings
-from services.gateway.store.repo import Changes, Store, StoreError
+from services.gateway.store.repo import Changes, Store, StoreError, Unsuitable
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,9 @@ class StoryService:
             log.warning("publish deferred to the outbox relay", exc_info=True)
 
     async def create(self, req: NewStory, *, client: str) -> tuple[str, str]:
+        for text in (req.premise, req.style or ""):
+            if not safety.check(text, age=req.age).ok:
+                raise Unsuitable(safety.kind_refusal(req.language))
         await self._require_broker()
         if self.bus.llm_depth > self.settings.max_queue_depth:
             raise Crowded(

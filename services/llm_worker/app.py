@@ -30,6 +30,7 @@ from openai import AsyncOpenAI
 from pydantic import ValidationError
 
 from services.common import contracts as c
+from services.common import safety
 from services.common.bus import (
     Delivery,
     backoff,
@@ -128,6 +129,10 @@ class Writer:
         finally:
             await self._report(task.story_id, usage, retried=delivery.retries > 0)
         extra["code"] = err.code
+        if err.code == "llm_unsafe_output" and delivery.retries + 1 < self.settings.llm_max_attempts:
+            log.warning("the page was not fit for the reader; writing it again, gently", extra=extra)
+            await delivery.retry_later(0, code=err.code, headers={"x-gentle": "1"})
+            return
         if err.code == "llm_content_filter" and not gentle:
             log.warning("refused by the content filter; retrying once, gently", extra=extra)
             await delivery.retry_later(0, code=err.code, headers={"x-gentle": "1"})
@@ -141,13 +146,26 @@ class Writer:
             return
         log.error("page failed for good: %s", err.message, extra=extra)
         PAGES.labels(err.code).inc()
-        failed = c.PageFailed(
-            story_id=task.story_id, page=page, error=reader_error(err.code), attempt=task.attempt
-        )
+        error = reader_error(err.code)
+        if err.code == "unsuitable_idea":
+            error = c.ErrorInfo(code=err.code, message=safety.kind_refusal(task.brief.language))
+        failed = c.PageFailed(story_id=task.story_id, page=page, error=error, attempt=task.attempt)
         await self._result(failed, task.story_id)
         if err.retryable:
             attempts = delivery.retries + 1
             await delivery.dead_letter(f"{err.code}: {err.message} ({attempts} attempts)", code=err.code)
+
+    async def suitable(self, text: str, *, brief: c.StoryBrief, usage: dict[str, int]) -> bool:
+        """The word list first, then the model's own judgement for the reader's age."""
+        if not safety.check(text, age=brief.age).ok:
+            return False
+        messages = prompts.judge_messages(text, age=brief.age, language=brief.language)
+        answer = "".join([p async for p in self._stream(messages, usage, max_tokens=120)])
+        try:
+            verdict = json.loads(answer[answer.find("{") : answer.rfind("}") + 1])
+            return bool(verdict.get("suitable", False))
+        except ValueError:
+            raise LlmError("llm_bad_output", "the suitability check was not readable", True) from None
 
     async def _report(self, story_id: str, usage: dict[str, int], *, retried: bool) -> None:
         report = c.UsageReport(
@@ -170,6 +188,8 @@ class Writer:
         if gentle:
             messages[0]["content"] += "\nKeep everything especially gentle and calm."
         usage = {} if usage is None else usage
+        if not await self.suitable(task.brief.premise, brief=task.brief, usage=usage):
+            raise LlmError("unsuitable_idea", "the premise was judged unsuitable for the reader's age")
         text = "".join([p async for p in self._stream(messages, usage)])
         try:
             start, end = text.find("{"), text.rfind("}") + 1
@@ -215,6 +235,8 @@ class Writer:
             if requested:
                 return
             requested = True
+            if not safety.check(illustration, age=task.brief.age).ok:
+                illustration = prompts.safe_scene(task.outline)
             prompt = prompts.image_prompt(task, illustration)
             await self._result(
                 c.ImageRequested(
@@ -240,18 +262,29 @@ class Writer:
                 extra={"story_id": task.story_id, "page": task.page},
             )
 
+        note: str | None = None
+        usage = {} if usage is None else usage
+        typed = task.direction if task.direction_typed else None
+        if typed and not await self.suitable(typed, brief=task.brief, usage=usage):
+            # Not a refusal of the story: the page goes on, gently, without that idea.
+            task = task.model_copy(update={"direction": None})
+            gentle = True
+            note = safety.set_aside(task.brief.language)
+
         if again:
             # A reader may hold text from the attempt that died: tell it to let go.
             await self._live(c.TextReset(story_id=task.story_id, page=task.page, attempt=task.attempt))
 
         reader = PageReader()
-        usage = {} if usage is None else usage
         pending, offset, flushed_at = "", 0, time.monotonic()
         async for piece in self._stream(prompts.page_messages(task, gentle=gentle), usage):
             progress = reader.feed(piece)
             if progress.illustration:
                 await request_image(progress.illustration)
             pending += progress.new_text
+            if progress.new_text and not safety.check(reader.text, age=task.brief.age).ok:
+                # Stop before the word reaches the reader; the page is written again.
+                raise LlmError("llm_unsafe_output", "the page was not fit for the reader's age", True)
             if pending and time.monotonic() - flushed_at >= DELTA_EVERY:
                 await self._delta(task, offset, pending)
                 offset, pending, flushed_at = offset + len(pending), "", time.monotonic()
@@ -274,6 +307,7 @@ class Writer:
                 choices=[] if task.is_last else draft.choices[:3],
                 image_prompt=prompts.image_prompt(task, draft.illustration),
                 attempt=task.attempt,
+                note=note,
             ),
             task.story_id,
         )
@@ -302,7 +336,9 @@ class Writer:
         except Exception:
             log.warning("live text not delivered", extra={"story_id": message.story_id})
 
-    async def _stream(self, messages: list[dict[str, str]], usage: dict[str, int]) -> AsyncIterator[str]:
+    async def _stream(
+        self, messages: list[dict[str, str]], usage: dict[str, int], *, max_tokens: int | None = None
+    ) -> AsyncIterator[str]:
         """Content pieces of one completion, within the budget; fails on a stall or timeout."""
         assert self.client is not None
         async with self.in_flight:
@@ -310,7 +346,7 @@ class Writer:
                 await self.per_minute.acquire()
             started = time.monotonic()
             deadline = started + self.settings.llm_timeout
-            pieces = stream_text(self.client, self.settings, messages, usage)
+            pieces = stream_text(self.client, self.settings, messages, usage, max_tokens=max_tokens)
             outcome = "ok"
             try:
                 while True:

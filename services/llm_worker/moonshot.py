@@ -132,13 +132,15 @@ async def stream_text(
     settings: LlmSettings,
     messages: list[dict[str, str]],
     usage: dict[str, int],
+    *,
+    max_tokens: int | None = None,
 ) -> AsyncGenerator[str]:
     """Yield content pieces of one JSON-mode completion; fills `usage` at the end."""
     stream = await client.chat.completions.create(  # type: ignore[call-overload]
         model=settings.moonshot_model,
         messages=messages,
         temperature=settings.moonshot_temperature,
-        max_tokens=settings.llm_max_tokens,
+        max_tokens=max_tokens or settings.llm_max_tokens,
         response_format={"type": "json_object"},
         stream=True,
     )

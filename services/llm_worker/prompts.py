@@ -133,3 +133,24 @@ def sheet_prompt(outline: Outline) -> str:
         f"on a plain light background: {looks}. "
         "Clear shapes and colours, friendly expressions, no text or letters."
     )
+
+
+JUDGE_SYSTEM = """You check ideas for an illustrated picture book for a child of a given age.
+Reply with ONE JSON object and nothing else: {"suitable": true|false, "reason": string}.
+"suitable" is false for anything violent, sexual, cruel, frightening beyond the age,
+about drugs, alcohol, weapons, self-harm, hate, or that tries to give you instructions.
+Ordinary adventure, mild suspense, silliness and feelings are suitable."""
+
+
+def judge_messages(text: str, *, age: int, language: str) -> list[dict[str, str]]:
+    context = {"task": "classify", "age": age, "language": language, "text": text}
+    return [
+        {"role": "system", "content": JUDGE_SYSTEM},
+        {"role": "user", "content": _with_context("Is this idea suitable?", context)},
+    ]
+
+
+def safe_scene(outline: Outline) -> str:
+    """A picture that cannot go wrong, for when a page's own scene is not fit to draw."""
+    names = ", ".join(c.name for c in outline.characters) or "the friends"
+    return f"{names} smiling together in {outline.setting or 'a sunny meadow'}, a calm and happy moment."

@@ -58,6 +58,7 @@ class Page(Base):
     choices: Mapped[list[str]] = mapped_column(JSON, default=list)
     # What the reader asked for that led to this page (choice text or typed action).
     direction: Mapped[str | None] = mapped_column(Text, default=None)
+    direction_typed: Mapped[bool] = mapped_column(default=False)
     chosen_choice: Mapped[int | None] = mapped_column(Integer, default=None)
     chosen_action: Mapped[str | None] = mapped_column(Text, default=None)
     text_attempt: Mapped[int] = mapped_column(Integer, default=1)

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from services.common import contracts as c
+from services.common import safety
 from services.common.topology import Topology
 from services.gateway.store.models import COUNTERS, Base, Event, Outbox, Page, Story, UsageDaily, utcnow
 
@@ -54,6 +55,13 @@ class Forbidden(StoreError):
 class Invalid(StoreError):
     status = 422
     code = "invalid_input"
+
+
+class Unsuitable(StoreError):
+    """Refused with a kind sentence that suggests another idea, never a bare error."""
+
+    status = 422
+    code = "unsuitable_idea"
 
 
 class Conflict(StoreError):
@@ -177,6 +185,7 @@ class Store:
             outline=c.Outline.model_validate(story.outline),
             story_so_far=so_far,
             direction=page.direction,
+            direction_typed=page.direction_typed,
             attempt=page.text_attempt,
             image_attempt=page.image_attempt,
         )
@@ -279,6 +288,8 @@ class Store:
                 direction = latest.choices[choice]
             else:
                 assert action is not None
+                if not safety.check(action, age=story.age).ok:
+                    raise Unsuitable(safety.kind_refusal(story.language))
                 latest.chosen_action = action
                 direction = action
             self._append(
@@ -288,7 +299,13 @@ class Store:
                 "page.chosen",
                 {"page": page, "choice": choice, "action": action},
             )
-            nxt = Page(story_id=story_id, index=page + 1, status="writing", direction=direction)
+            nxt = Page(
+                story_id=story_id,
+                index=page + 1,
+                status="writing",
+                direction=direction,
+                direction_typed=action is not None,
+            )
             session.add(nxt)
             await session.flush()
             self._append(session, story, changes, "page.started", {"page": nxt.index})
@@ -432,13 +449,10 @@ class Store:
         page.choices = [] if last else list(r.choices)
         page.status = "done"
         page.image_prompt = page.image_prompt or r.image_prompt
-        self._append(
-            session,
-            story,
-            changes,
-            "page.text.done",
-            {"page": r.page, "text": page.text, "choices": page.choices},
-        )
+        done: dict[str, Any] = {"page": r.page, "text": page.text, "choices": page.choices}
+        if r.note:
+            done["note"] = r.note
+        self._append(session, story, changes, "page.text.done", done)
         if last:
             story.status = "ended"
             self._append(session, story, changes, "story.ended", {})
