@@ -22,11 +22,13 @@ async def test_library_share_and_costs(stack: Stack) -> None:
         # The library lists only the stories whose token this device holds.
         r = await http.post(
             "/api/library",
-            json={"stories": [
-                {"story_id": mine.story_id, "token": mine.token},
-                {"story_id": other["story_id"], "token": "not-the-token"},
-                {"story_id": "unknown", "token": "x"},
-            ]},
+            json={
+                "stories": [
+                    {"story_id": mine.story_id, "token": mine.token},
+                    {"story_id": other["story_id"], "token": "not-the-token"},
+                    {"story_id": "unknown", "token": "x"},
+                ]
+            },
         )
         assert r.status_code == 200
         (entry,) = r.json()["stories"]
@@ -34,8 +36,12 @@ async def test_library_share_and_costs(stack: Stack) -> None:
         assert entry["cover_url"].startswith("/media/")
 
         # Sharing: only finished stories; the link shows the story and nothing else.
-        assert (await http.post(f"/api/stories/{other['story_id']}/share",
-                                headers={"Authorization": f"Bearer {other['token']}"})).status_code == 409
+        assert (
+            await http.post(
+                f"/api/stories/{other['story_id']}/share",
+                headers={"Authorization": f"Bearer {other['token']}"},
+            )
+        ).status_code == 409
         r = await http.post(f"/api/stories/{mine.story_id}/share", headers=mine.auth)
         assert r.status_code == 201
         link = r.json()
@@ -46,6 +52,19 @@ async def test_library_share_and_costs(stack: Stack) -> None:
         assert len(shared["pages"]) == 4 and all(p["text"] for p in shared["pages"])
         assert "choices" not in text and mine.token not in text and "premise" not in text
         assert (await http.get("/api/shared/not-a-link")).status_code == 404
+
+        # The link opens as a page; the story downloads as a picture book.
+        page = await http.get(link["url"])
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert shared["pages"][0]["text"][:10] in page.text and mine.token not in page.text
+        pdf = await http.get(f"/api/stories/{mine.story_id}/export/pdf", headers=mine.auth)
+        assert pdf.content.startswith(b"%PDF") and "attachment" in pdf.headers["content-disposition"]
+        epub = await http.get(f"/api/shared/{link['share_id']}/export/epub")
+        assert epub.content.startswith(b"PK") and epub.headers["content-type"] == "application/epub+zip"
+        assert (await http.get(f"/api/stories/{mine.story_id}/export/pdf")).status_code == 401
+        assert (
+            await http.get(f"/api/stories/{mine.story_id}/export/doc", headers=mine.auth)
+        ).status_code == 404
 
         # Costs: recorded per story, totals per day for the operator only.
         story = (await http.get(f"/api/stories/{mine.story_id}", headers=mine.auth)).json()

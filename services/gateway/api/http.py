@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import tempfile
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from services.common.metrics import READY
+from services.gateway import export
 from services.gateway.api.errors import ApiError, validation_message
 from services.gateway.hub import Hub
 from services.gateway.store.repo import Store
@@ -134,6 +137,44 @@ async def share(story_id: str, token: TokenDep, store: StoreDep) -> dict[str, st
 @router.get("/api/shared/{share_id}")
 async def shared(share_id: str, store: StoreDep) -> dict[str, Any]:
     return await store.shared(share_id)
+
+
+EXPORTS = {
+    "html": ("text/html; charset=utf-8", export.to_html),
+    "pdf": ("application/pdf", export.to_pdf),
+    "epub": ("application/epub+zip", export.to_epub),
+}
+
+
+async def _export(request: Request, story: dict[str, Any], fmt: str, *, inline: bool = False) -> Response:
+    if fmt not in EXPORTS:
+        raise ApiError(404, "not_found", "Export as html, pdf or epub.")
+    media_type, render = EXPORTS[fmt]
+    body = await asyncio.to_thread(render, story, request.app.state.settings.media_dir)
+    # A Chinese title as the file name (RFC 6266/5987), with an ASCII name for old clients.
+    name = quote(export.filename(story, fmt))
+    disposition = "inline" if inline else f"attachment; filename=\"story.{fmt}\"; filename*=UTF-8''{name}"
+    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
+
+
+@router.get("/api/stories/{story_id}/export/{fmt}")
+async def export_story(
+    story_id: str, fmt: str, token: TokenDep, store: StoreDep, request: Request
+) -> Response:
+    """The story as a picture book: a self-contained HTML page, a PDF or an EPUB."""
+    await store.authorize(story_id, token)
+    return await _export(request, await store.read_story(story_id), fmt)
+
+
+@router.get("/api/shared/{share_id}/export/{fmt}")
+async def export_shared(share_id: str, fmt: str, store: StoreDep, request: Request) -> Response:
+    return await _export(request, await store.shared(share_id), fmt)
+
+
+@router.get("/read/{share_id}", include_in_schema=False)
+async def read_shared(share_id: str, store: StoreDep, request: Request) -> Response:
+    """What a shared link opens: the finished story as a page, and nothing else."""
+    return await _export(request, await store.shared(share_id), "html", inline=True)
 
 
 @router.get("/api/admin/usage")

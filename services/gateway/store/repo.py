@@ -579,7 +579,12 @@ class Store:
         keep = ("title", "status", "language", "total_pages", "character_sheet")
         shared = {k: full[k] for k in keep}
         shared["pages"] = [
-            {"index": p["index"], "text": p["text"], "image": {k: p["image"][k] for k in ("status", "url")}}
+            {
+                "index": p["index"],
+                "status": p["status"],
+                "text": p["text"],
+                "image": {k: p["image"][k] for k in ("status", "url")},
+            }
             for p in full["pages"]
         ]
         return shared
