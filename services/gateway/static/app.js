@@ -243,6 +243,22 @@ function latestIndex(story) {
   return story.pages.length - 1;
 }
 
+/**
+ * Nothing to read yet: the story machine is still planning (the outline). The first page
+ * counts as started from the moment the story is created, so "no pages" alone is not it.
+ */
+function isPlanning(story) {
+  if (!story) return false;
+  if (story.pages.length === 0) return story.status !== 'failed';
+  const first = story.pages[0];
+  return story.pages.length === 1 && !story.title && first.status === 'writing' && !first.text;
+}
+
+/** Where a story opens: a finished one at its first page, one in progress where it is being written. */
+function firstPageToShow(story) {
+  return story.status === 'ended' ? 0 : Math.max(0, latestIndex(story));
+}
+
 function syncLibrary(c) {
   if (!c || !c.story || c.missing) return;
   const s = c.story;
@@ -311,9 +327,7 @@ async function loadStory(c) {
       showToast(errorText(err), { kind: 'error' });
     }
   }
-  if (c.viewPage == null) {
-    c.viewPage = c.story.status === 'ended' ? 0 : Math.max(0, latestIndex(c.story));
-  }
+  if (c.viewPage == null) c.viewPage = firstPageToShow(c.story);
   syncLibrary(c);
   render();
   connect(c);
@@ -401,9 +415,16 @@ function onSocketMessage(c, msg) {
   const story = c.story;
   const wasLatest = c.viewPage == null || c.viewPage >= latestIndex(story);
   const before = story.pages.length;
+  const wasPlanning = isPlanning(story);
   const change = applyEvent(story, msg);
   if (!change) return;
 
+  if (change.kind === 'delta' && wasPlanning && !isPlanning(story)) {
+    // The first words of the story: the planning card gives way to the book.
+    if (change.page >= before) onNewPage(c, change.page, wasLatest);
+    render();
+    return;
+  }
   if (change.kind === 'delta') {
     if (change.page === c.viewPage && c.mode === 'reader') renderPageText(story.pages[change.page]);
     if (c.mode === 'whole') renderWhole();
@@ -941,6 +962,7 @@ function renderReaderView() {
   const problem = c.missing || c.loadError;
   const story = c.story;
   const noPages = !story || story.pages.length === 0;
+  const planning = isPlanning(story);
   let state = 'reading';
   if (problem) state = 'story-error';
   else if (!c.loaded && noPages) state = 'loading';
@@ -958,9 +980,9 @@ function renderReaderView() {
     return;
   }
   renderHeadFor($('story-title'), $('reader-byline'), c);
-  $('whole-link').hidden = noPages;
+  $('whole-link').hidden = noPages || planning;
 
-  if (noPages) {
+  if (noPages || planning) {
     if (story.status === 'failed') {
       if (notice.dataset.sig !== `failed:${ui.lang}`) {
         notice.replaceChildren(storyFailedCard(story));
@@ -979,7 +1001,10 @@ function renderReaderView() {
   book.hidden = false;
   nav.hidden = false;
 
-  if (c.viewPage == null || c.viewPage > latestIndex(story)) c.viewPage = latestIndex(story);
+  // Reopened from this visit's memory: the story is already here, so choose the page now
+  // (the same rule as after loading it), not only once the GET answers.
+  if (c.viewPage == null) c.viewPage = firstPageToShow(story);
+  if (c.viewPage > latestIndex(story)) c.viewPage = latestIndex(story);
   const page = story.pages[c.viewPage];
   book.dataset.page = String(page.index);
   book.dataset.pageStatus = page.status;
@@ -1406,11 +1431,17 @@ function renderWholeView() {
   }
   renderHeadFor($('whole-title'), $('whole-byline'), c);
   const notice = $('whole-notice');
-  if (!story.pages.length) {
-    notice.replaceChildren(story.status === 'failed' ? storyFailedCard(story) : planningCard(story));
+  const planning = isPlanning(story);
+  if (!story.pages.length || planning) {
+    if (notice.dataset.sig !== `${story.status}:${ui.lang}`) {
+      notice.replaceChildren(story.status === 'failed' && !planning ? storyFailedCard(story) : planningCard(story));
+      notice.dataset.sig = `${story.status}:${ui.lang}`;
+    }
   } else {
     notice.replaceChildren();
+    notice.dataset.sig = '';
   }
+  $('whole-list').hidden = planning;
   renderWhole();
 }
 
