@@ -102,7 +102,8 @@ def wait_http(url: str, *, timeout: float, proc: Proc | None = None) -> None:
     last = ""
     while time.monotonic() < deadline:
         if proc is not None and not proc.alive:
-            raise RuntimeError(f"{proc.name} exited while starting (see its log)")
+            where = f"its log, {proc.log_path}" if proc.log_path else "its output above"
+            raise RuntimeError(f"{proc.name} exited while starting (see {where})")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
