@@ -116,6 +116,9 @@ class SessionPool:
         JIMENG_SESSIONS.labels("dead").set(len([i for i in self.ids if i in self.dead]))
 
 
+REVIVE_EVERY = 30.0  # seconds between re-checks of set-aside session ids when none is live
+
+
 class Jimeng:
     def __init__(
         self, *, base_url: str, sessions: SessionPool, model: str, timeout: float, max_bytes: int
@@ -129,6 +132,7 @@ class Jimeng:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
         )
         self.download = httpx.AsyncClient(timeout=httpx.Timeout(60.0), follow_redirects=True)
+        self._revived_at = 0.0
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -162,6 +166,12 @@ class Jimeng:
             body["images"] = images
         while True:
             sid = self.sessions.pick()
+            if sid is None and time.monotonic() - self._revived_at > REVIVE_EVERY:
+                # Every id is set aside: ask jimeng-api once whether one came back to life
+                # (a passing -2002, or an operator renewed the cookie upstream).
+                self._revived_at = time.monotonic()
+                await self.check_sessions()
+                sid = self.sessions.pick()
             if sid is None:
                 raise ImageError("image_session_expired", "no live jimeng session id is configured")
             try:
