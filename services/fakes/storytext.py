@@ -864,7 +864,8 @@ def _intro(hero: Person, place_in: str, lang: str) -> str:
 def _follow(choice: str | None, names: dict[str, str], lang: str) -> str:
     """The opening that makes the page visibly follow what the reader chose."""
     if choice is None:
-        return "{h}和{f}继续往前走。" if lang == "zh" else "{H} and {F} walked on together."
+        template = "{h}和{f}继续往前走。" if lang == "zh" else "{H} and {F} walked on together."
+        return template.format(**names)
     option = _option_named(choice)
     if option is not None:
         return (option.zh_after if lang == "zh" else option.en_after).format(**names)

@@ -104,3 +104,11 @@ def test_a_foreign_outline_is_respected() -> None:
     }
     page = storytext.page(ctx("en", "x", page=0, outline=outline))
     assert "owl called Bo" in page["text"] and "a lighthouse on a cliff" in page["text"]
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_a_later_page_without_a_reader_choice_names_its_characters(language: str) -> None:
+    # A typed idea set aside by the safety check reaches the model as no choice at all.
+    book = storytext.outline(ctx(language, "小熊去野餐" if language == "zh" else "a bear's picnic"))
+    text = storytext.page(ctx(language, "x", page=2, outline=book, reader_choice=None))["text"]
+    assert "{" not in text and book["characters"][0]["name"] in text
