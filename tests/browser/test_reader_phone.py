@@ -1,8 +1,9 @@
 """A child's whole story on a phone (390x844), step by step, in the real page.
 
 The tests run in order and share one browser tab: each one is a step of the same story
-(form, streaming page, picture, choice, own idea, reload, failed picture, ending,
-library, secrets). A step whose predecessor failed is skipped, not failed again.
+(form, streaming page, picture and character sheet, choice, a refused idea and an own
+idea, reload, failed picture, ending, sharing and downloading, library, secrets). A step
+whose predecessor failed is skipped, not failed again.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,6 +42,8 @@ from tests.browser.reading import (
 pytestmark = pytest.mark.browser
 
 ACTION = "小兔子找到了一架会飞的梯子"
+# Refused at the door by the word list: the reader gets a kind hint, the story does not move.
+UNSUITABLE_ACTION = "用炸弹炸河"
 # What the reader sees at one moment of a page being written.
 MOMENT = """() => ({
   elapsed: document.querySelector('#picture [data-testid="image-elapsed"]')?.textContent,
@@ -170,6 +174,25 @@ def test_03_the_picture_appears(journey: Journey, browser_stack: Stack) -> None:
     r = httpx.get(f"{browser_stack.gateway_url}{src}", timeout=10)
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/")
 
+    # The character sheet every picture is drawn from, as a small card on the first page.
+    sheet = journey.story(browser_stack)["character_sheet"]
+    assert sheet["status"] == "ready" and sheet["url"], sheet
+    card = page.get_by_test_id("character-sheet")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text("认识一下主角们")
+    expect(card.get_by_test_id("character-sheet-image")).to_have_attribute("src", sheet["url"])
+    page.wait_for_function(
+        """() => { const i = document.querySelector('[data-testid="character-sheet-image"]');
+                   return i && i.complete && i.naturalWidth > 0; }"""
+    )
+    toggle = card.locator("button")
+    box = toggle.bounding_box()
+    assert box and box["height"] >= 48 and box["height"] < 160, f"the sheet card is not small: {box}"
+    toggle.click()  # tap: the sheet opens big, tap again: small
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+
     # Phone layout: the picture sits above the words.
     pic = page.get_by_test_id("page-picture").bounding_box()
     words = page.get_by_test_id("page-text").bounding_box()
@@ -196,8 +219,38 @@ def test_04_choose_then_own_idea(journey: Journey, browser_stack: Stack) -> None
     book_on(page, 1)
     assert journey.story(browser_stack)["pages"][0]["chosen"] == {"choice": 0, "action": None}
 
-    # The reader's own idea on the next page.
+    # An idea that does not belong in a picture book: a kind hint with another idea to
+    # tap, next to the box; not a red error, and the story does not move on.
     wait_choices(page, 1)
+    page.get_by_test_id("action-input").fill(UNSUITABLE_ACTION)
+    with page.expect_response(re.compile(r"/api/stories/[^/]+/choices$")) as answer:
+        page.get_by_test_id("action-send").click()
+    assert answer.value.status == 422
+    hint = page.get_by_test_id("action-hint")
+    expect(hint).to_be_visible()
+    message = hint.get_by_test_id("kind-hint-text").inner_text()
+    assert "换一个试试吧" in message, message
+    idea_match = re.search(r"「(.+?)」", message)
+    assert idea_match, message
+    chip = hint.get_by_test_id("idea-chip")
+    expect(chip).to_have_text(re.compile(re.escape(idea_match.group(1))))
+    expect(page.locator("[data-testid=error-message]:visible")).to_have_count(0)
+    expect(page.get_by_test_id("toast")).to_be_hidden()
+    chip_box = chip.bounding_box()
+    assert chip_box and chip_box["height"] >= 44, f"the idea chip is too small to tap: {chip_box}"
+    book_on(page, 1)
+    expect(page.locator(CHOICES).first).to_be_enabled()
+    story = journey.story(browser_stack)
+    assert len(story["pages"]) == 2 and story["pages"][1]["chosen"] is None, story["pages"]
+    hint.evaluate("(el) => el.scrollIntoView({block: 'center'})")
+    settle(page)
+    screenshot(page, "phone-09-kind-refusal")
+    # Tapping the suggestion puts it in the box (and the hint has done its job).
+    chip.click()
+    expect(page.get_by_test_id("action-input")).to_have_value(idea_match.group(1))
+    expect(page.get_by_test_id("action-hint")).to_have_count(0)
+
+    # The reader's own idea on the next page.
     page.get_by_test_id("action-input").fill(ACTION)
     page.get_by_test_id("action-send").click()
     book_on(page, 2)
@@ -296,7 +349,9 @@ def test_06_failed_picture_and_redraw(journey: Journey, browser_stack: Stack) ->
 # ---------------------------------------------------------------------------- 7
 
 
-def test_07_the_end_and_the_whole_story(journey: Journey, browser_stack: Stack) -> None:
+def test_07_the_end_share_download_and_the_whole_story(
+    journey: Journey, browser: Browser, browser_stack: Stack
+) -> None:
     journey.need("redraw")
     page = journey.page
     book_on(page, 3)
@@ -312,8 +367,64 @@ def test_07_the_end_and_the_whole_story(journey: Journey, browser_stack: Stack) 
     assert story["status"] == "ended"
     assert len(story["pages"]) == STORY_PAGES and story["pages"][-1]["choices"] == []
     expect(page.get_by_test_id("page-text")).to_have_text(story["pages"][-1]["text"])
+    expect(end.get_by_test_id("share-button")).to_be_visible()
+    expect(end.get_by_test_id("download-button")).to_be_visible()
     settle(page)
     screenshot(page, "phone-05-ending", full_page=True)
+
+    # Share with the family: a read-only link, shown in full, to copy.
+    journey.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=browser_stack.gateway_url)
+    end.get_by_test_id("share-button").click()
+    panel = end.get_by_test_id("share-panel")
+    expect(panel).to_be_visible()
+    link = panel.get_by_test_id("share-link")
+    expect(link).to_have_text(re.compile(rf"^{re.escape(browser_stack.gateway_url)}/read/[A-Za-z0-9_-]+$"))
+    url = link.inner_text().strip()
+    assert journey.token not in url
+    panel.get_by_test_id("share-copy").click()
+    expect(panel.get_by_test_id("share-copied")).to_have_text("已复制！")
+    assert page.evaluate("navigator.clipboard.readText()") == url
+    panel.evaluate("(el) => el.scrollIntoView({block: 'center'})")
+    settle(page)
+    screenshot(page, "phone-08-share")
+
+    # The link opens on another device: the finished story, nothing to choose, no token.
+    other = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        shared = other.new_page()
+        response = shared.goto(url)
+        assert response is not None and response.status == 200
+        expect(shared.locator("h1")).to_have_text(story["title"])
+        body = shared.locator("body")
+        for p in story["pages"]:
+            for line in p["text"].split("\n"):
+                if line.strip():
+                    expect(body).to_contain_text(line.strip())
+        expect(shared.locator("button, input, textarea, form")).to_have_count(0)
+        for p in story["pages"]:
+            for choice in p["choices"]:
+                assert choice not in shared.content(), f"a choice is on the shared page: {choice}"
+        html = shared.content()
+        assert journey.token not in html and journey.token not in shared.url
+    finally:
+        other.close()
+
+    # Download the book as a PDF: fetched with the token, saved as a file.
+    end.get_by_test_id("download-button").click()
+    options = end.get_by_test_id("download-options")
+    expect(options).to_be_visible()
+    for fmt in ("pdf", "epub", "html"):
+        expect(options.get_by_test_id(f"download-{fmt}")).to_be_visible()
+    with page.expect_download() as download_info:
+        options.get_by_test_id("download-pdf").click()
+    download = download_info.value
+    assert download.failure() is None, download.failure()
+    assert download.suggested_filename.endswith(".pdf"), download.suggested_filename
+    saved = download.path()
+    assert saved is not None
+    assert Path(saved).read_bytes()[:5] == b"%PDF-"
+    expect(options.get_by_test_id("download-done")).to_contain_text(download.suggested_filename)
+    expect(options.get_by_test_id("download-pdf")).to_be_enabled()
 
     page.get_by_test_id("end-whole-story").click()
     expect(page).to_have_url(re.compile(rf"#/story/{re.escape(journey.story_id)}/all$"))
@@ -330,6 +441,13 @@ def test_07_the_end_and_the_whole_story(journey: Journey, browser_stack: Stack) 
     )
     expect(page.get_by_test_id("whole-story-end")).to_have_text("— 完 —")
     expect(page.locator("#whole-title")).to_have_text(story["title"])
+    # The cover: the characters; and the same share link and downloads.
+    expect(page.get_by_test_id("whole-character-sheet").locator("img")).to_have_attribute(
+        "src", story["character_sheet"]["url"]
+    )
+    keep = page.locator("#whole-keep")
+    expect(keep.get_by_test_id("share-button")).to_be_visible()
+    expect(keep.get_by_test_id("download-button")).to_be_visible()
     settle(page)
     screenshot(page, "phone-06-whole-story", full_page=True)
     journey.done.add("end")
@@ -342,8 +460,24 @@ def test_08_library_keeps_and_reopens_the_story(journey: Journey, browser_stack:
     journey.need("end")
     page = journey.page
     story = journey.story(browser_stack)
-    page.get_by_test_id("nav-library").click()
+    # What this device remembers is out of date (as after a crash, or on a second tab):
+    # the library asks the server and puts it right.
+    page.evaluate(
+        """(id) => {
+          const lib = JSON.parse(localStorage.getItem('storybook.library.v1'));
+          const entry = lib.find((s) => s.id === id);
+          Object.assign(entry, { title: null, status: 'in_progress', pages: 1, cover: null });
+          localStorage.setItem('storybook.library.v1', JSON.stringify(lib));
+        }""",
+        journey.story_id,
+    )
+    with page.expect_response("**/api/library") as answer:
+        page.get_by_test_id("nav-library").click()
+    assert answer.value.status == 200
+    summaries = answer.value.json()["stories"]
+    assert [s["story_id"] for s in summaries] == [journey.story_id], summaries
     expect(page.locator("body")).to_have_attribute("data-state", "library")
+    expect(page.locator("body")).to_have_attribute("data-library-sync", "done")
     item = page.locator(f"[data-testid=library-item][data-story-id='{journey.story_id}']")
     expect(item).to_be_visible()
     expect(item).to_have_attribute("data-status", "ended")
@@ -365,6 +499,49 @@ def test_08_library_keeps_and_reopens_the_story(journey: Journey, browser_stack:
     page.get_by_test_id("nav-new").click()
     expect(page.locator(f"#recent-list [data-story-id='{journey.story_id}']")).to_be_visible()
     journey.done.add("library")
+
+
+# ---------------------------------------------------------------------------- 9
+
+# A page written again (its writer crashed or retried) sends page.text.reset; the reader
+# applies the page's events as they come. Played here through the page's own module.
+RESET_PLAY = """async () => {
+  const m = await import('/static/story.js');
+  const story = m.fromSnapshot({ story_id: 's', pages: [{ index: 0, status: 'writing', text: '' }] });
+  const seen = [];
+  const play = (ev) => { m.applyEvent(story, { page: 0, ...ev }); seen.push(story.pages[0].text); };
+  play({ type: 'page.text.delta', attempt: 1, offset: 0, delta: '小兔子看见' });
+  play({ type: 'page.text.delta', attempt: 1, offset: 5, delta: '了月亮' });
+  play({ type: 'page.text.reset', attempt: 1 });
+  play({ type: 'page.text.delta', attempt: 1, offset: 8, delta: '（旧的）' });
+  play({ type: 'page.text.delta', attempt: 1, offset: 0, delta: '月亮' });
+  play({ type: 'page.text.delta', attempt: 1, offset: 2, delta: '升起来了' });
+  play({ type: 'page.text.delta', attempt: 2, offset: 3, delta: '半句' });
+  play({ type: 'page.text.delta', attempt: 2, offset: 0, delta: '重新开始' });
+  play({ type: 'page.text.delta', attempt: 1, offset: 0, delta: '迟到的旧字' });
+  play({ type: 'page.text.done', seq: 3, text: '重新开始。', choices: ['a', 'b'], note: '换了一个方向。' });
+  play({ type: 'page.text.reset', attempt: 3 });
+  return { seen, note: story.pages[0].note };
+}"""
+
+
+def test_09_a_page_written_again_is_never_glued(journey: Journey) -> None:
+    journey.need("form")
+    result = journey.page.evaluate(RESET_PLAY)
+    assert result["seen"] == [
+        "小兔子看见",
+        "小兔子看见了月亮",
+        "",  # reset: the partial text goes
+        "",  # a late word of the old text, past the start: not glued on
+        "月亮",  # rebuilt from offset 0
+        "月亮升起来了",
+        "",  # a newer attempt, joined mid-way: nothing of the old one stays
+        "重新开始",
+        "重新开始",  # a word of an older attempt changes nothing
+        "重新开始。",
+        "重新开始。",  # a finished page stays finished
+    ], result
+    assert result["note"] == "换了一个方向。"
 
 
 # ---------------------------------------------------------------------------- 10

@@ -89,7 +89,49 @@ export const api = {
     request('POST', `/api/stories/${enc(id)}/pages/${page}/image/retry`, { token }),
   retryPage: (id, token, page) =>
     request('POST', `/api/stories/${enc(id)}/pages/${page}/retry`, { token }),
+  /** Summaries of the stories this device holds tokens for (≤ 100 per call). */
+  library: (stories) => request('POST', '/api/library', { body: { stories } }),
+  share: (id, token) => request('POST', `/api/stories/${enc(id)}/share`, { token }),
+  exportStory: (id, token, fmt) => download(`/api/stories/${enc(id)}/export/${enc(fmt)}`, token),
 };
+
+/** The file name a Content-Disposition header gives: filename* (RFC 5987) first. */
+export function dispositionFilename(header) {
+  if (!header) return null;
+  const star = header.match(/filename\*\s*=\s*([^']*)'[^']*'([^;]+)/i);
+  if (star) {
+    try {
+      const name = decodeURIComponent(star[2].trim().replace(/^"|"$/g, ''));
+      if (name) return name;
+    } catch {
+      /* badly encoded: try the plain one */
+    }
+  }
+  const plain = header.match(/filename\s*=\s*("([^"]*)"|[^;]+)/i);
+  const name = plain ? (plain[2] ?? plain[1]).trim() : '';
+  return name || null;
+}
+
+/** A file the server makes (needs the Authorization header, so not a plain link). */
+async function download(path, token) {
+  let resp;
+  try {
+    resp = await fetch(path, {
+      headers: { Authorization: `Bearer ${token}` },
+      cache: 'no-store',
+    });
+  } catch (err) {
+    throw new ApiError(0, 'network', String(err && err.message ? err.message : err));
+  }
+  if (!resp.ok) throw await errorFrom(resp);
+  let blob;
+  try {
+    blob = await resp.blob();
+  } catch (err) {
+    throw new ApiError(0, 'network', String(err && err.message ? err.message : err));
+  }
+  return { blob, filename: dispositionFilename(resp.headers.get('Content-Disposition')) };
+}
 
 // Close codes after which reconnecting cannot help (bad token, unknown story).
 const FATAL_CLOSE = new Set([1008, 4001, 4003, 4004, 4401, 4403, 4404]);

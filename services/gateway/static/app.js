@@ -4,17 +4,27 @@
 //   boot | home | library | loading | reading | whole | story-error
 
 import { ApiError, StorySocket, api } from './api.js';
-import { STRINGS, STYLES, formatElapsed, formatWait, friendlyError } from './i18n.js';
+import { STRINGS, STYLES, formatElapsed, formatWait, friendlyError, suggestedIdea } from './i18n.js';
 import {
   getStoryEntry,
   listStories,
   loadUiLang,
+  mergeServerLibrary,
   removeStoryEntry,
   saveStoryEntry,
   saveUiLang,
   updateStoryEntry,
 } from './store.js';
-import { applyEvent, chosenText, coverUrl, donePages, emptyStory, fromSnapshot } from './story.js';
+import {
+  applyEvent,
+  carryOver,
+  chosenText,
+  coverUrl,
+  donePages,
+  emptyStory,
+  fromSnapshot,
+  sheetUrl,
+} from './story.js';
 
 const MAX_PREMISE = 500;
 const MAX_ACTION = 300;
@@ -310,8 +320,9 @@ async function loadStory(c) {
     const { data, date } = await api.getStory(c.id, c.token);
     if (current !== c) return;
     noteServerDate(date);
-    c.story = fromSnapshot(data);
-    if (!c.story.id) c.story.id = c.id;
+    const fresh = fromSnapshot(data);
+    if (!fresh.id) fresh.id = c.id;
+    c.story = carryOver(c.story, fresh);
     memory.set(c.id, c.story);
     c.loaded = true;
   } catch (err) {
@@ -342,8 +353,8 @@ async function refreshStory(c) {
     const fresh = fromSnapshot(data);
     if (fresh.lastSeq < c.story.lastSeq) return; // what we have is newer
     if (!fresh.id) fresh.id = c.id;
-    c.story = fresh;
-    memory.set(c.id, fresh);
+    c.story = carryOver(c.story, fresh);
+    memory.set(c.id, c.story);
     syncLibrary(c);
     render();
   } catch (err) {
@@ -425,7 +436,7 @@ function onSocketMessage(c, msg) {
     render();
     return;
   }
-  if (change.kind === 'delta') {
+  if (change.kind === 'delta' || change.kind === 'reset') {
     if (change.page === c.viewPage && c.mode === 'reader') renderPageText(story.pages[change.page]);
     if (c.mode === 'whole') renderWhole();
     if (change.page >= before) onNewPage(c, change.page, wasLatest);
@@ -478,6 +489,7 @@ async function choose(index, { choice = null, action = null }) {
   if (!page || page.local === 'choosing') return;
   page.local = 'choosing';
   page.pendingChoice = { choice, action };
+  page.kindHint = null;
   c.focusNext = true;
   render();
   try {
@@ -489,10 +501,70 @@ async function choose(index, { choice = null, action = null }) {
     page = livePage(c, index);
     if (page) page.local = null;
     c.focusNext = false;
+    if (err instanceof ApiError && err.code === 'unsuitable_idea' && page) {
+      // Not an error: a kind sentence and another idea, next to the box. Nothing was chosen.
+      page.kindHint = refusalMessage(err);
+      render();
+      announce(page.kindHint);
+      $('page-after').querySelector('[data-testid="action-hint"]')?.scrollIntoView({ behavior: scrollBehavior(), block: 'center' });
+      return;
+    }
     showToast(errorText(err), { kind: 'error' });
     render();
     if (err instanceof ApiError && err.status === 409) refreshStory(c);
   }
+}
+
+/** The server's kind sentence for a refused idea (ours when it sent none). */
+function refusalMessage(err) {
+  const msg = err && err.message && err.message !== err.code ? err.message : '';
+  return msg || STRINGS[ui.lang].errors.unsuitable_idea;
+}
+
+/** A gentle hint (not an error): the kind sentence, and its idea as a chip to tap. */
+function kindHint(message, { testid = 'kind-hint', onUse = null, lang = null } = {}) {
+  const idea = suggestedIdea(message);
+  return h(
+    'div',
+    { class: 'kind-hint', 'data-testid': testid },
+    h('span', { class: 'kind-hint-icon', 'aria-hidden': 'true' }, '🌱'),
+    h(
+      'div',
+      { class: 'kind-hint-body' },
+      h('p', { class: 'kind-hint-text', 'data-testid': 'kind-hint-text', lang }, message),
+      idea && onUse
+        ? h(
+            'div',
+            { class: 'kind-hint-try' },
+            h('span', { class: 'kind-hint-label', 'aria-hidden': 'true' }, t('ideaTry')),
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'chip chip-1 idea-chip',
+                'data-testid': 'idea-chip',
+                'aria-label': t('useIdea', idea),
+                lang,
+                onclick: () => onUse(idea),
+              },
+              h('span', { class: 'idea-chip-icon', 'aria-hidden': 'true' }, '✨'),
+              h('span', null, idea),
+            ),
+          )
+        : null,
+    ),
+  );
+}
+
+/** Back to the form with a premise ready (or an empty one). */
+function startWith(premise) {
+  const el = $('premise');
+  el.value = premise || '';
+  hidePremiseHint();
+  clearPremiseError();
+  location.hash = '#/';
+  updateCount();
+  setTimeout(() => el.focus({ preventScroll: false }), 0);
 }
 
 async function retryPage(index) {
@@ -568,6 +640,38 @@ function render() {
     showView('home');
     renderHome();
   }
+}
+
+// ---------------------------------------------------------------- library, from the server
+
+let librarySyncing = false;
+
+/**
+ * Refresh the device's library from the server (titles, status, pages, covers of the
+ * stories whose tokens it holds). Offline or refused: the device's own copy stands.
+ */
+async function syncLibraryFromServer() {
+  if (librarySyncing) return;
+  const pairs = listStories()
+    .filter((s) => s.id.length <= 64 && s.token.length <= 128)
+    .map((s) => ({ story_id: s.id, token: s.token }));
+  if (!pairs.length) return;
+  librarySyncing = true;
+  document.body.dataset.librarySync = 'pending';
+  let changed = false;
+  let ok = true;
+  try {
+    for (let i = 0; i < pairs.length; i += 100) {
+      const { data } = await api.library(pairs.slice(i, i + 100));
+      if (mergeServerLibrary(data && data.stories)) changed = true;
+    }
+  } catch {
+    ok = false;
+  } finally {
+    librarySyncing = false;
+  }
+  if (changed && !current) render();
+  document.body.dataset.librarySync = ok ? 'done' : 'failed';
 }
 
 // ---------------------------------------------------------------- home
@@ -678,6 +782,7 @@ async function startStory(e) {
   if (starting) return;
   const premise = $('premise').value.trim();
   hideFormError();
+  hidePremiseHint();
   if (!premise) {
     showPremiseError(t('premiseEmpty'));
     $('premise').focus();
@@ -734,7 +839,37 @@ function hideFormError() {
   $('form-error').replaceChildren();
 }
 
+function showPremiseHint(message) {
+  const slot = $('premise-hint');
+  slot.replaceChildren(
+    kindHint(message, {
+      testid: 'kind-hint',
+      onUse: (idea) => {
+        const premise = $('premise');
+        premise.value = idea;
+        updateCount();
+        clearPremiseError();
+        hidePremiseHint();
+        premise.focus();
+      },
+    }),
+  );
+  slot.hidden = false;
+  announce(message);
+  slot.scrollIntoView({ behavior: scrollBehavior(), block: 'nearest' });
+}
+
+function hidePremiseHint() {
+  const slot = $('premise-hint');
+  slot.hidden = true;
+  slot.replaceChildren();
+}
+
 function showFormError(err) {
+  if (err && err.code === 'unsuitable_idea') {
+    showPremiseHint(refusalMessage(err));
+    return;
+  }
   const box = $('form-error');
   let main;
   let hint;
@@ -787,6 +922,10 @@ function formatDate(iso) {
 }
 
 function renderLibrary(list, entries) {
+  // Re-rendered when the server's summaries arrive: keep the focus where it was.
+  const active = list.contains(document.activeElement) ? document.activeElement : null;
+  const focusId = active ? active.closest('[data-story-id]')?.dataset.storyId : null;
+  const focusTestid = active ? active.dataset.testid : null;
   list.replaceChildren(
     ...entries.map((s, i) => {
       const title = s.title || s.premise || t('untitled');
@@ -831,6 +970,11 @@ function renderLibrary(list, entries) {
       );
     }),
   );
+  if (focusId && focusTestid) {
+    [...list.querySelectorAll(`[data-testid="${focusTestid}"]`)]
+      .find((el) => el.closest('[data-story-id]')?.dataset.storyId === focusId)
+      ?.focus({ preventScroll: true });
+  }
 }
 
 function removeFromLibrary(id) {
@@ -860,7 +1004,8 @@ function storyTitle(story) {
 function renderHeadFor(titleEl, bylineEl, c) {
   const s = c.story;
   const title = storyTitle(s);
-  titleEl.textContent = title || t('titlePending');
+  // A story that failed before it had a name will not get one: say so, not "thinking".
+  titleEl.textContent = title || (s.status === 'failed' ? t('untitled') : t('titlePending'));
   if (title) titleEl.lang = storyLang(s);
   else titleEl.removeAttribute('lang');
   titleEl.classList.toggle('pending', !title);
@@ -1012,6 +1157,8 @@ function renderReaderView() {
 
   $('page-indicator').textContent = t('pageOf', page.index + 1, story.total);
   renderPageText(page);
+  renderPageNote($('page-note'), page, story);
+  renderPageSheet($('page-sheet'), page, story);
   renderPicture($('picture'), page, story);
   renderProblem($('page-problem'), page);
   renderAfter($('page-after'), page, story);
@@ -1037,6 +1184,92 @@ function renderPageText(page) {
   updateReadAloud();
 }
 
+/** The kind sentence of a page whose typed idea was gently set aside. */
+function renderPageNote(box, page, story) {
+  const note = page.status === 'done' && page.note ? page.note : null;
+  const sig = JSON.stringify([note, page.index, story.id]);
+  if (box.dataset.sig === sig) return;
+  box.dataset.sig = sig;
+  box.replaceChildren(...(note ? [pageNote(note, story)] : []));
+}
+
+function pageNote(note, story) {
+  return h(
+    'p',
+    { class: 'page-note', 'data-testid': 'page-note', lang: storyLang(story) },
+    h('span', { class: 'page-note-icon', 'aria-hidden': 'true' }, '🌈'),
+    h('span', { class: 'page-note-text' }, note),
+  );
+}
+
+/** "Meet the characters": the character sheet, small, on the first page once it is drawn. */
+function renderPageSheet(box, page, story) {
+  const url = page.index === 0 ? sheetUrl(story) : null;
+  const sig = JSON.stringify([url, ui.lang, story.id]);
+  if (box.dataset.sig === sig) return;
+  box.dataset.sig = sig;
+  if (!url) {
+    box.replaceChildren();
+    return;
+  }
+  const c = current;
+  const open = Boolean(c && c.sheetOpen);
+  const more = h('span', { class: 'sheet-more' }, open ? t('sheetClose') : t('sheetOpen'));
+  const figure = h(
+    'figure',
+    { class: `sheet-card${open ? ' open' : ''}`, 'data-testid': 'character-sheet' },
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'sheet-toggle',
+        'aria-expanded': open ? 'true' : 'false',
+        onclick: (e) => {
+          const now = !figure.classList.contains('open');
+          figure.classList.toggle('open', now);
+          e.currentTarget.setAttribute('aria-expanded', now ? 'true' : 'false');
+          more.textContent = now ? t('sheetClose') : t('sheetOpen');
+          if (current) current.sheetOpen = now;
+        },
+      },
+      h(
+        'span',
+        { class: 'sheet-thumb' },
+        h('img', { src: url, alt: t('sheetAlt'), 'data-testid': 'character-sheet-image', decoding: 'async' }),
+      ),
+      h(
+        'span',
+        { class: 'sheet-words' },
+        h('span', { class: 'sheet-title' }, h('span', { 'aria-hidden': 'true' }, '👋 '), t('sheetTitle')),
+        h('span', { class: 'sheet-sub' }, t('sheetSub')),
+        more,
+      ),
+    ),
+  );
+  box.replaceChildren(figure);
+}
+
+/** The whole story's cover: the characters, big, once drawn. */
+function renderWholeSheet(story) {
+  const box = $('whole-sheet');
+  const url = sheetUrl(story);
+  const sig = JSON.stringify([url, ui.lang, story.id]);
+  if (box.dataset.sig === sig) return;
+  box.dataset.sig = sig;
+  box.replaceChildren(
+    ...(url
+      ? [
+          h(
+            'figure',
+            { class: 'sheet-cover', 'data-testid': 'whole-character-sheet' },
+            h('img', { src: url, alt: t('sheetAlt'), decoding: 'async' }),
+            h('figcaption', null, h('span', { 'aria-hidden': 'true' }, '👋 '), t('sheetTitle')),
+          ),
+        ]
+      : []),
+  );
+}
+
 /** The picture box: never empty, always says what is happening. */
 function renderPicture(slot, page, story) {
   const img = page.image;
@@ -1044,11 +1277,14 @@ function renderPicture(slot, page, story) {
   if (page.imageLocal === 'redrawing') state = 'redrawing';
   else if (img && img.status === 'ready' && img.url) state = page.imageLocal === 'load-failed' ? 'load-failed' : 'ready';
   else if (img && img.status === 'failed') state = 'failed';
+  else if (page.status === 'failed' && page.error && page.error.code === 'unsuitable_idea') state = 'resting';
   else if (img && img.status === 'pending' && img.started_at) state = 'drawing';
   else if (img || page.status === 'done') state = 'queued';
   else state = 'waiting';
 
-  const sig = JSON.stringify([state, img && img.url, img && img.started_at, img && img.error, ui.lang, page.index, story.id]);
+  const sig = JSON.stringify([
+    state, img && img.url, img && img.started_at, img && img.error, img && img.note, ui.lang, page.index, story.id,
+  ]);
   if (slot.dataset.sig === sig) return;
   slot.dataset.sig = sig;
   slot.dataset.state = state;
@@ -1066,7 +1302,14 @@ function renderPicture(slot, page, story) {
         'data-testid': 'page-image',
         decoding: 'async',
       });
-      const frame = h('div', { class: 'pic-frame loading' }, image, h('span', { class: 'pic-loading-text', 'aria-hidden': 'true' }, t('imageLoading')));
+      const frame = h(
+        'div',
+        { class: 'pic-frame loading' },
+        image,
+        h('span', { class: 'pic-loading-text', 'aria-hidden': 'true' }, t('imageLoading')),
+        // Drawn without the character sheet: a small word, not a warning.
+        img.note ? h('p', { class: 'pic-note', 'data-testid': 'image-note', title: img.note }, t('imageTextOnly')) : null,
+      );
       image.addEventListener('load', () => frame.classList.remove('loading'));
       image.addEventListener('error', () => {
         const live = livePage(current, page.index);
@@ -1105,6 +1348,11 @@ function renderPicture(slot, page, story) {
           h('p', { class: 'pic-hint' }, t('imageHint')),
         ),
       );
+      break;
+    }
+    case 'resting': {
+      // The premise was refused: nothing will be drawn, and nothing needs saying here.
+      slot.replaceChildren(status('resting', h('div', { class: 'pic-art', html: ICONS.waiting })));
       break;
     }
     case 'waiting': {
@@ -1167,6 +1415,37 @@ function renderProblem(box, page) {
     box.replaceChildren();
     return;
   }
+  if (page.error && page.error.code === 'unsuitable_idea') {
+    // The premise was judged unsuitable: no retry (it would be refused again), a kind
+    // word and a new story instead.
+    const story = current && current.story;
+    box.replaceChildren(
+      h(
+        'div',
+        { class: 'kind-card', 'data-testid': 'page-refusal', 'data-code': page.error.code },
+        kindHint(refusalMessage(page.error), {
+          testid: 'refusal-hint',
+          lang: story ? storyLang(story) : null,
+          onUse: (idea) => startWith(idea),
+        }),
+        h(
+          'a',
+          {
+            class: 'btn btn-primary',
+            href: '#/',
+            'data-testid': 'refusal-new-story',
+            onclick: (e) => {
+              e.preventDefault();
+              startWith('');
+            },
+          },
+          h('span', { 'aria-hidden': 'true' }, '✨ '),
+          t('refusalNewStory'),
+        ),
+      ),
+    );
+    return;
+  }
   const retrying = page.local === 'retrying';
   box.replaceChildren(
     h(
@@ -1201,7 +1480,7 @@ function renderAfter(box, page, story) {
   const isLatest = page.index === latestIndex(story);
   const hasNext = page.index < latestIndex(story);
   const sig = JSON.stringify([
-    page.index, page.status, page.choices, page.chosen, page.local, page.pendingChoice,
+    page.index, page.status, page.choices, page.chosen, page.local, page.pendingChoice, page.kindHint,
     isLatest, hasNext, story.status, ui.lang, story.id,
   ]);
   if (box.dataset.sig === sig) return;
@@ -1315,6 +1594,19 @@ function renderAfter(box, page, story) {
       ),
     ),
     err,
+    page.kindHint
+      ? kindHint(page.kindHint, {
+          testid: 'action-hint',
+          lang: storyLang(story),
+          onUse: (idea) => {
+            const live = livePage(current, page.index);
+            input.value = idea;
+            if (live) live.kindHint = null;
+            render();
+            $('action-input')?.focus();
+          },
+        })
+      : null,
   );
   input.addEventListener('input', () => {
     err.hidden = true;
@@ -1350,7 +1642,257 @@ function endCard(story) {
       h('a', { class: 'btn btn-primary', href: `#/story/${encodeURIComponent(story.id)}/all`, 'data-testid': 'end-whole-story' }, h('span', { 'aria-hidden': 'true' }, '📜 '), t('wholeStory')),
       h('a', { class: 'btn btn-soft', href: '#/', 'data-testid': 'end-new-story' }, h('span', { 'aria-hidden': 'true' }, '✨ '), t('newStory')),
     ),
+    current && current.story === story ? keepPanel(current, 'end') : null,
   );
+}
+
+// ---------------------------------------------------------------- share and keep
+
+const FORMATS = ['pdf', 'epub', 'html'];
+
+function keepState(c) {
+  if (!c.keep) {
+    c.keep = { shareUrl: null, sharing: false, copied: null, downloadOpen: false, downloading: null, downloaded: null };
+  }
+  return c.keep;
+}
+
+/** "Share with the family" and "Download the book", for a finished story (one per place). */
+function keepPanel(c, where) {
+  if (!c.keepEls) c.keepEls = {};
+  let k = c.keepEls[where];
+  if (!k || k.lang !== ui.lang) {
+    k = buildKeep(c, where);
+    c.keepEls[where] = k;
+  }
+  k.update();
+  return k.el;
+}
+
+function updateKeep(c) {
+  for (const k of Object.values(c.keepEls || {})) k.update();
+}
+
+function buildKeep(c, where) {
+  const st = keepState(c);
+  const id = (x) => `keep-${where}-${x}`;
+  const shareLabel = h('span', null, t('share'));
+  const shareBtn = h(
+    'button',
+    { type: 'button', class: 'btn btn-primary keep-btn', 'data-testid': 'share-button', 'aria-controls': id('share'), onclick: () => shareStory(c, where) },
+    h('span', { 'aria-hidden': 'true' }, '💌'),
+    shareLabel,
+  );
+  const dlBtn = h(
+    'button',
+    {
+      type: 'button',
+      class: 'btn btn-soft keep-btn',
+      'data-testid': 'download-button',
+      'aria-controls': id('dl'),
+      'aria-expanded': 'false',
+      onclick: () => {
+        st.downloadOpen = !st.downloadOpen;
+        updateKeep(c);
+      },
+    },
+    h('span', { 'aria-hidden': 'true' }, '📥'),
+    h('span', null, t('download')),
+  );
+  const link = h('a', { class: 'share-link', 'data-testid': 'share-link', target: '_blank', rel: 'noopener', 'aria-label': t('shareLinkLabel') });
+  const copied = h('p', { class: 'share-copied', 'data-testid': 'share-copied', role: 'status' });
+  const canShare = typeof navigator.share === 'function';
+  const shareBox = h(
+    'div',
+    { id: id('share'), class: 'share-box', 'data-testid': 'share-panel', hidden: true },
+    h('p', { class: 'share-lead' }, t('shareLead')),
+    link,
+    h(
+      'div',
+      { class: 'share-actions' },
+      h(
+        'button',
+        { type: 'button', class: 'btn btn-accent btn-small', 'data-testid': 'share-copy', onclick: () => copyShareLink(c, link) },
+        h('span', { 'aria-hidden': 'true' }, '📋'),
+        h('span', null, t('shareCopy')),
+      ),
+      canShare
+        ? h(
+            'button',
+            { type: 'button', class: 'btn btn-soft btn-small', 'data-testid': 'share-native', onclick: () => nativeShare(c) },
+            h('span', { 'aria-hidden': 'true' }, '📱'),
+            h('span', null, t('shareNative')),
+          )
+        : null,
+    ),
+    copied,
+  );
+  const formats = STRINGS[ui.lang].formats;
+  const fmtButtons = FORMATS.map((fmt) =>
+    h(
+      'button',
+      { type: 'button', class: `format-btn format-${fmt}`, 'data-testid': `download-${fmt}`, 'data-format': fmt, onclick: () => downloadStory(c, fmt) },
+      h('span', { class: 'format-name' }, formats[fmt].name),
+      h('span', { class: 'format-hint' }, formats[fmt].hint),
+    ),
+  );
+  const dlBox = h(
+    'div',
+    { id: id('dl'), class: 'download-box', 'data-testid': 'download-options', hidden: true },
+    h('p', { class: 'download-lead', id: id('dl-lead') }, t('downloadChoose')),
+    h('div', { class: 'formats', role: 'group', 'aria-labelledby': id('dl-lead') }, ...fmtButtons),
+  );
+  const done = h('p', { class: 'download-done', 'data-testid': 'download-done', role: 'status', hidden: true });
+  dlBox.append(done);
+  const el = h(
+    'section',
+    { class: 'keep-card', 'data-testid': 'keep-panel', 'data-where': where, 'aria-labelledby': id('title') },
+    h('h3', { class: 'keep-title', id: id('title') }, t('keepTitle')),
+    h('div', { class: 'keep-actions' }, shareBtn, dlBtn),
+    shareBox,
+    dlBox,
+  );
+  const update = () => {
+    shareBtn.disabled = st.sharing;
+    shareBtn.setAttribute('aria-busy', st.sharing ? 'true' : 'false');
+    shareBtn.setAttribute('aria-expanded', st.shareUrl ? 'true' : 'false');
+    shareLabel.textContent = st.sharing ? t('sharing') : t('share');
+    shareBox.hidden = !st.shareUrl;
+    if (st.shareUrl && link.getAttribute('href') !== st.shareUrl) {
+      link.href = st.shareUrl;
+      link.textContent = st.shareUrl;
+    }
+    copied.hidden = !st.copied;
+    copied.dataset.result = st.copied || '';
+    copied.textContent = st.copied === 'ok' ? t('shareCopied') : st.copied === 'failed' ? t('shareCopyFailed') : '';
+    dlBtn.setAttribute('aria-expanded', st.downloadOpen ? 'true' : 'false');
+    dlBox.hidden = !st.downloadOpen;
+    done.hidden = !st.downloaded;
+    done.textContent = st.downloaded ? t('downloaded', st.downloaded) : '';
+    for (const b of fmtButtons) {
+      const busy = st.downloading === b.dataset.format;
+      b.disabled = Boolean(st.downloading);
+      b.setAttribute('aria-busy', busy ? 'true' : 'false');
+      b.querySelector('.format-hint').textContent = busy ? t('downloading') : formats[b.dataset.format].hint;
+    }
+  };
+  return { el, update, lang: ui.lang };
+}
+
+async function shareStory(c, where) {
+  const st = keepState(c);
+  if (st.sharing) return;
+  if (!st.shareUrl) {
+    st.sharing = true;
+    updateKeep(c);
+    try {
+      const { data } = await api.share(c.id, c.token);
+      if (!data || typeof data.url !== 'string') throw new ApiError(500, 'internal', '');
+      st.shareUrl = new URL(data.url, location.origin).href;
+    } catch (err) {
+      if (current === c) showToast(errorText(err), { kind: 'error' });
+    } finally {
+      st.sharing = false;
+      updateKeep(c);
+    }
+    if (!st.shareUrl) return;
+    announce(t('shareLead'));
+  }
+  const box = c.keepEls && c.keepEls[where] ? c.keepEls[where].el.querySelector('.share-box') : null;
+  if (box) {
+    box.scrollIntoView({ behavior: scrollBehavior(), block: 'center' });
+    box.querySelector('[data-testid="share-copy"]')?.focus({ preventScroll: true });
+  }
+}
+
+async function copyText(text) {
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+      return true;
+    }
+  } catch {
+    /* no permission: the old way below */
+  }
+  const area = h('textarea', { readonly: true, class: 'visually-hidden', 'aria-hidden': 'true', tabindex: '-1' });
+  area.value = text;
+  document.body.append(area);
+  const focus = document.activeElement;
+  area.select();
+  area.setSelectionRange(0, text.length);
+  let ok = false;
+  try {
+    ok = document.execCommand('copy');
+  } catch {
+    ok = false;
+  }
+  area.remove();
+  if (focus && focus.focus) focus.focus({ preventScroll: true });
+  return ok;
+}
+
+async function copyShareLink(c, link) {
+  const st = keepState(c);
+  if (!st.shareUrl) return;
+  const ok = await copyText(st.shareUrl);
+  st.copied = ok ? 'ok' : 'failed';
+  updateKeep(c);
+  if (!ok) {
+    // Select the link so a long press (or Ctrl+C) copies it.
+    const range = document.createRange();
+    range.selectNodeContents(link);
+    const sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+  announce(ok ? t('shareCopied') : t('shareCopyFailed'));
+  clearTimeout(c.copiedTimer);
+  c.copiedTimer = setTimeout(() => {
+    if (st.copied === 'ok') {
+      st.copied = null;
+      updateKeep(c);
+    }
+  }, 4000);
+}
+
+async function nativeShare(c) {
+  const st = keepState(c);
+  if (!st.shareUrl || typeof navigator.share !== 'function') return;
+  const title = (c.story && c.story.title) || t('appName');
+  try {
+    await navigator.share({ title, text: t('shareText', title), url: st.shareUrl });
+  } catch {
+    /* cancelled, or not allowed: the link and the copy button are still there */
+  }
+}
+
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = h('a', { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+async function downloadStory(c, fmt) {
+  const st = keepState(c);
+  if (st.downloading) return;
+  st.downloading = fmt;
+  st.downloaded = null;
+  updateKeep(c);
+  try {
+    const { blob, filename } = await api.exportStory(c.id, c.token, fmt);
+    const stem = ((c.story && c.story.title) || 'story').replace(/[\\/:*?"<>|\s]+/g, '-').slice(0, 60) || 'story';
+    const name = filename || `${stem}.${fmt}`;
+    saveBlob(blob, name);
+    st.downloaded = name; // said in the panel (a role=status line), not in a toast
+  } catch (err) {
+    if (current === c) showToast(errorText(err), { kind: 'error' });
+  } finally {
+    st.downloading = null;
+    updateKeep(c);
+  }
 }
 
 function renderNav(story) {
@@ -1426,6 +1968,9 @@ function renderWholeView() {
     $('whole-byline').textContent = '';
     renderStoryProblem($('whole-notice'));
     $('whole-list').replaceChildren();
+    $('whole-sheet').replaceChildren();
+    $('whole-sheet').dataset.sig = '';
+    $('whole-keep').replaceChildren();
     $('whole-end').hidden = true;
     return;
   }
@@ -1442,6 +1987,14 @@ function renderWholeView() {
     notice.dataset.sig = '';
   }
   $('whole-list').hidden = planning;
+  renderWholeSheet(story);
+  const keep = $('whole-keep');
+  if (story.status === 'ended') {
+    const el = keepPanel(c, 'whole');
+    if (keep.firstChild !== el) keep.replaceChildren(el);
+  } else if (keep.firstChild) {
+    keep.replaceChildren();
+  }
   renderWhole();
 }
 
@@ -1464,6 +2017,7 @@ function renderWhole() {
           { class: 'whole-words' },
           h('p', { class: 'whole-num' }),
           h('p', { class: 'whole-text', 'data-testid': 'whole-story-text' }),
+          h('div', { class: 'whole-note' }),
           h('div', { class: 'whole-problem' }),
           h('p', { class: 'whole-chosen', hidden: true }),
         ),
@@ -1477,6 +2031,7 @@ function renderWhole() {
     text.lang = storyLang(story);
     if (text.textContent !== page.text) text.textContent = page.text;
     text.toggleAttribute('data-writing', page.status === 'writing');
+    renderPageNote(li.querySelector('.whole-note'), page, story);
     renderProblem(li.querySelector('.whole-problem'), page);
     const chosen = chosenText(page);
     const chosenEl = li.querySelector('.whole-chosen');
@@ -1508,6 +2063,7 @@ function route() {
   document.body.dataset.storyStatus = '';
   document.title = t('docTitle');
   render();
+  syncLibraryFromServer();
 }
 
 // ------------------------------------------------------------------ language
@@ -1539,6 +2095,7 @@ function setUiLang(lang) {
   applyI18n();
   if (!$('premise-error').hidden) clearPremiseError();
   if (!$('form-error').hidden) hideFormError();
+  hidePremiseHint();
   render();
   updateReadAloud();
 }

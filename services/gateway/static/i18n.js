@@ -139,6 +139,35 @@ const zh = {
   pageReadyAnnounce: (n) => `第 ${n} 页写好了。`,
   storyEndedAnnounce: '故事讲完了。',
 
+  sheetTitle: '认识一下主角们',
+  sheetSub: '每一页的插图都照着他们画。',
+  sheetAlt: '这个故事的主角们',
+  sheetOpen: '点一下看大图',
+  sheetClose: '点一下收起来',
+  imageTextOnly: '这幅画是照着文字画的，主角可能和别的页有点不一样。',
+  ideaTry: '试试这个：',
+  useIdea: (idea) => `用这个点子：${idea}`,
+  refusalNewStory: '换个开头，讲一个新故事',
+  keepTitle: '把这个故事留下来',
+  share: '分享给家人',
+  sharing: '正在准备链接…',
+  shareLead: '把这个链接发给家人，他们打开就能读整个故事（只能读，不会改动你的故事）。',
+  shareLinkLabel: '分享链接',
+  shareCopy: '复制链接',
+  shareCopied: '已复制！',
+  shareCopyFailed: '没能自动复制，请长按上面的链接复制。',
+  shareNative: '发给…',
+  shareText: (title) => `来读读这个故事：《${title}》`,
+  download: '下载绘本',
+  downloadChoose: '选一种格式：',
+  formats: {
+    pdf: { name: 'PDF', hint: '打印或在电脑上看' },
+    epub: { name: 'EPUB', hint: '电子书阅读器' },
+    html: { name: '网页', hint: '一个文件，用浏览器打开' },
+  },
+  downloading: '正在做绘本…',
+  downloaded: (name) => `绘本下载好啦：${name}`,
+
   errors: {
     image_failed: '画插图时出了点问题。',
     image_timeout: '这幅画画得太久了，没能画完。',
@@ -158,6 +187,13 @@ const zh = {
     conflict: '这一步已经有人做过了，或者还没轮到它。',
     unauthorized: '这台设备没有打开这个故事的钥匙。',
     network: '连不上故事机，请检查一下网络。',
+    llm_unsafe_output: '这一页没能写得足够温柔，再试一次吧。',
+    llm_model: '写故事的服务需要大人检查一下设置。',
+    unsuitable_idea: '这个想法不太适合写成给小朋友的故事，换一个试试吧。',
+    rate_limited: '刚才讲了好多故事啦，请等一分钟再讲新的。',
+    too_large: '内容太长了，请删短一点。',
+    forbidden: '这台设备没有打开这个故事的钥匙。',
+    internal: '故事机出了点小问题，请再试一次。',
   },
 };
 
@@ -288,6 +324,35 @@ const en = {
   pageReadyAnnounce: (n) => `Page ${n} is written.`,
   storyEndedAnnounce: 'The story is finished.',
 
+  sheetTitle: 'Meet the characters',
+  sheetSub: 'Every picture is drawn from them.',
+  sheetAlt: 'The characters of this story',
+  sheetOpen: 'Tap to see it bigger',
+  sheetClose: 'Tap to make it small again',
+  imageTextOnly: 'Drawn from the words alone, so the characters may look a little different here.',
+  ideaTry: 'Try this:',
+  useIdea: (idea) => `Use this idea: ${idea}`,
+  refusalNewStory: 'Start a new story',
+  keepTitle: 'Keep this story',
+  share: 'Share',
+  sharing: 'Making a link…',
+  shareLead: "Send this link to your family: they can read the whole story (read only, your story won't change).",
+  shareLinkLabel: 'Link to share',
+  shareCopy: 'Copy link',
+  shareCopied: 'Copied!',
+  shareCopyFailed: "Couldn't copy it. Press and hold the link above to copy it.",
+  shareNative: 'Send to…',
+  shareText: (title) => `Read this story: “${title}”`,
+  download: 'Download',
+  downloadChoose: 'Pick a format:',
+  formats: {
+    pdf: { name: 'PDF', hint: 'to print or read on a computer' },
+    epub: { name: 'EPUB', hint: 'for e-book readers' },
+    html: { name: 'Web page', hint: 'one file, opens in a browser' },
+  },
+  downloading: 'Making the book…',
+  downloaded: (name) => `The book is downloaded: ${name}`,
+
   errors: {
     image_failed: 'Something went wrong while drawing the picture.',
     image_timeout: 'The picture took too long and could not be finished.',
@@ -307,6 +372,13 @@ const en = {
     conflict: "That step was already taken, or it isn't its turn yet.",
     unauthorized: "This device doesn't have the key to open this story.",
     network: "Can't reach the story machine. Please check the network.",
+    llm_unsafe_output: "This page couldn't be written gently enough. Please try again.",
+    llm_model: 'The story writer needs a grown-up to check its settings.',
+    unsuitable_idea: "That idea doesn't fit a story for children. Try another one.",
+    rate_limited: "That's a lot of stories in a minute! Please wait a minute before starting another.",
+    too_large: 'That is too long. Please shorten it.',
+    forbidden: "This device doesn't have the key to open this story.",
+    internal: 'The story machine had a little problem. Please try again.',
   },
 };
 
@@ -315,9 +387,20 @@ export const STRINGS = { zh, en };
 /** Friendly sentence for an error code; falls back to the server's own message. */
 export function friendlyError(lang, error) {
   const table = STRINGS[lang].errors;
+  // A refused idea comes with the server's own kind sentence (in the story's language,
+  // with another idea to try): it says more than ours.
+  if (error && error.code === 'unsuitable_idea' && error.message) return error.message;
   if (error && error.code && table[error.code]) return table[error.code];
   if (error && error.message) return error.message;
   return table.llm_failed;
+}
+
+/** The idea a kind refusal suggests: the text in 「…」 or “…”, or null. */
+export function suggestedIdea(message) {
+  const m = String(message || '').match(/「([^」]{1,80})」|“([^”]{1,80})”|"([^"]{1,80})"/);
+  if (!m) return null;
+  const idea = (m[1] || m[2] || m[3] || '').trim();
+  return idea || null;
 }
 
 /** "0:42", "3:05", "1:02:09" */

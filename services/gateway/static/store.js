@@ -37,7 +37,13 @@ export function listStories() {
   if (!Array.isArray(items)) return [];
   return items
     .filter((s) => s && typeof s.id === 'string' && typeof s.token === 'string')
-    .sort((a, b) => String(b.created_at || '').localeCompare(String(a.created_at || '')));
+    .sort((a, b) => when(b) - when(a));
+}
+
+// The server writes "…+00:00", this device "…Z": compare instants, not strings.
+function when(entry) {
+  const t = Date.parse(entry.created_at || '');
+  return Number.isNaN(t) ? 0 : t;
 }
 
 export function getStoryEntry(id) {
@@ -73,4 +79,37 @@ export function removeStoryEntry(id) {
     items.filter((s) => s.id !== id),
   );
   return removed;
+}
+
+/**
+ * Refresh this device's entries from the server's summaries (POST /api/library).
+ * Only what the server knows better changes; stories it did not return stay as they
+ * are (offline copy, or a token the server no longer knows: opening it says so).
+ * @returns {boolean} whether anything changed
+ */
+export function mergeServerLibrary(summaries) {
+  if (!Array.isArray(summaries) || !summaries.length) return false;
+  const items = listStories();
+  let changed = false;
+  for (const s of summaries) {
+    if (!s || typeof s.story_id !== 'string') continue;
+    const item = items.find((e) => e.id === s.story_id);
+    if (!item) continue;
+    const patch = {
+      title: s.title || undefined,
+      status: ['in_progress', 'ended', 'failed'].includes(s.status) ? s.status : undefined,
+      language: s.language === 'en' || s.language === 'zh' ? s.language : undefined,
+      pages: Number.isFinite(s.pages) ? s.pages : undefined,
+      cover: s.cover_url || undefined,
+      created_at: s.created_at || undefined,
+    };
+    for (const [k, v] of Object.entries(patch)) {
+      if (v !== undefined && item[k] !== v) {
+        item[k] = v;
+        changed = true;
+      }
+    }
+  }
+  if (changed) write(LIB_KEY, items);
+  return changed;
 }

@@ -8,7 +8,15 @@ function normImage(img) {
     url: img.url || null,
     error: img.error || null,
     started_at: img.started_at || null,
+    // 'character_sheet' | 'text_only' | null, and why it was not drawn from the sheet.
+    reference: img.reference || null,
+    note: img.note || null,
   };
+}
+
+function normSheet(sheet) {
+  if (!sheet || typeof sheet !== 'object') return { status: 'pending', url: null, error: null };
+  return { status: sheet.status || (sheet.url ? 'ready' : 'pending'), url: sheet.url || null, error: sheet.error || null };
 }
 
 function normPage(p, i) {
@@ -20,7 +28,9 @@ function normPage(p, i) {
     chosen: p.chosen && (p.chosen.choice != null || p.chosen.action) ? p.chosen : null,
     error: p.error || null,
     image: normImage(p.image),
-    attempt: 0, // text attempt seen in deltas
+    // A kind sentence when the reader's typed idea was set aside (only in page.text.done).
+    note: p.note || null,
+    attempt: 0, // text attempt seen in deltas (0: not known yet)
     local: null, // what this device is doing to the page: 'choosing' | 'retrying'
     imageLocal: null, // 'redrawing' | 'load-failed'
   };
@@ -40,9 +50,23 @@ export function fromSnapshot(data) {
     total: Math.max(1, data.total_pages || 6),
     created_at: data.created_at || null,
     error: data.error || null,
+    sheet: normSheet(data.character_sheet),
     pages,
     lastSeq: Number.isFinite(data.last_seq) ? data.last_seq : 0,
   };
+}
+
+/**
+ * What this device saw that a snapshot does not carry (the notes of page.text.done):
+ * kept when a fresh snapshot replaces the story.
+ */
+export function carryOver(from, to) {
+  if (!from || !to || from.id !== to.id) return to;
+  for (const page of to.pages) {
+    const old = from.pages[page.index];
+    if (old && old.note && !page.note && page.status === 'done') page.note = old.note;
+  }
+  return to;
 }
 
 export function emptyStory(entry) {
@@ -57,6 +81,7 @@ export function emptyStory(entry) {
     total: entry.total || 6,
     created_at: entry.created_at || null,
     error: null,
+    sheet: normSheet(null),
     pages: [],
     lastSeq: 0,
   };
@@ -103,16 +128,23 @@ export function applyEvent(story, ev) {
       const page = ensurePage(story, idx);
       if (page.status === 'done') return null;
       const attempt = Number(ev.attempt) || 0;
-      if (attempt < page.attempt) return null;
+      if (attempt < page.attempt) return null; // a late word from an abandoned attempt
       const offset = Math.max(0, Number(ev.offset) || 0);
+      let cleared = false;
       if (attempt > page.attempt) {
+        // A new attempt starts over: what an older attempt wrote goes away, whatever
+        // this delta's offset. (Attempt 0 is a snapshot's text of unknown attempt: the
+        // socket starts every connection with the text so far at offset 0.)
+        if (page.attempt > 0 || offset === 0) {
+          cleared = page.text !== '';
+          page.text = '';
+        }
         page.attempt = attempt;
-        // A new attempt starts over; what an abandoned attempt wrote goes away.
-        if (offset === 0) page.text = '';
       }
-      // Joined mid-page (reload or reconnect) and missed the start: keep what we
-      // have rather than show a sentence with a hole; page.text.done fills it in.
-      if (offset > page.text.length) return null;
+      // Missed the start (joined mid-page, or right after a reset): keep what we have
+      // rather than show a sentence with a hole; an offset-0 delta or page.text.done
+      // fills it in.
+      if (offset > page.text.length) return cleared ? { kind: 'reset', page: idx } : null;
       page.text = page.text.slice(0, offset) + ev.delta;
       if (page.status === 'failed') {
         page.status = 'writing';
@@ -121,12 +153,31 @@ export function applyEvent(story, ev) {
       return { kind: 'delta', page: idx };
     }
 
+    case 'page.text.reset': {
+      // The page is written again from the start (its writer crashed or retried): the
+      // partial text goes, so two versions are never glued together. Deltas rebuild it
+      // from offset 0.
+      if (idx == null) return null;
+      const page = ensurePage(story, idx);
+      if (page.status === 'done') return null;
+      const attempt = Number(ev.attempt) || 0;
+      if (attempt < page.attempt) return null;
+      page.attempt = attempt;
+      page.text = '';
+      if (page.status === 'failed') {
+        page.status = 'writing';
+        page.error = null;
+      }
+      return { kind: 'reset', page: idx };
+    }
+
     case 'page.text.done': {
       if (idx == null) return null;
       const page = ensurePage(story, idx);
       page.status = 'done';
       page.text = typeof ev.text === 'string' ? ev.text : page.text;
       page.choices = Array.isArray(ev.choices) ? ev.choices : [];
+      page.note = typeof ev.note === 'string' && ev.note.trim() ? ev.note.trim() : null;
       page.error = null;
       page.local = null;
       return { kind: 'page.done', page: idx };
@@ -138,13 +189,21 @@ export function applyEvent(story, ev) {
       page.status = 'failed';
       page.error = ev.error || { code: 'llm_failed', message: '' };
       page.local = null;
+      story.status = 'failed'; // as the server records it; page.started puts it back
       return { kind: 'page.failed', page: idx };
     }
 
     case 'page.image.started': {
       if (idx == null) return null;
       const page = ensurePage(story, idx);
-      page.image = { status: 'pending', url: null, error: null, started_at: ev.at || new Date().toISOString() };
+      page.image = {
+        status: 'pending',
+        url: null,
+        error: null,
+        started_at: ev.at || new Date().toISOString(),
+        reference: null,
+        note: null,
+      };
       page.imageLocal = null;
       return { kind: 'image', page: idx };
     }
@@ -152,7 +211,14 @@ export function applyEvent(story, ev) {
     case 'page.image.done': {
       if (idx == null) return null;
       const page = ensurePage(story, idx);
-      page.image = { status: 'ready', url: ev.url || null, error: null, started_at: page.image ? page.image.started_at : null };
+      page.image = {
+        status: 'ready',
+        url: ev.url || null,
+        error: null,
+        started_at: page.image ? page.image.started_at : null,
+        reference: ev.reference || null,
+        note: ev.note || null,
+      };
       page.imageLocal = null;
       return { kind: 'image.ready', page: idx };
     }
@@ -165,6 +231,8 @@ export function applyEvent(story, ev) {
         url: null,
         error: ev.error || { code: 'image_failed', message: '' },
         started_at: page.image ? page.image.started_at : null,
+        reference: null,
+        note: null,
       };
       page.imageLocal = null;
       return { kind: 'image', page: idx };
@@ -177,6 +245,14 @@ export function applyEvent(story, ev) {
       page.local = null;
       return { kind: 'chosen', page: idx };
     }
+
+    case 'story.sheet.done':
+      story.sheet = { status: 'ready', url: ev.url || null, error: null };
+      return { kind: 'sheet' };
+
+    case 'story.sheet.failed':
+      story.sheet = { status: 'failed', url: null, error: ev.error || null };
+      return { kind: 'sheet' };
 
     case 'story.ended':
       story.status = 'ended';
@@ -204,6 +280,11 @@ export function chosenText(page) {
 
 export function donePages(story) {
   return story.pages.filter((p) => p.status === 'done').length;
+}
+
+/** The character sheet's picture once it is drawn, or null. */
+export function sheetUrl(story) {
+  return story && story.sheet && story.sheet.status === 'ready' && story.sheet.url ? story.sheet.url : null;
 }
 
 export function coverUrl(story) {
