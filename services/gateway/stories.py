@@ -31,7 +31,9 @@ Action = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 Style = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 
 
-def no_control_characters(value: str) -> str:
+def no_control_characters(value: str | None) -> str | None:
+    if value is None:
+        return None
     # Only C0/C1 control characters: format characters such as the zero-width joiner
     # are part of ordinary emoji and stay.
     bad = [ch for ch in value if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t"]
