@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from services.common.net import is_loopback
 from services.common.settings import FIXES, mask
-from services.doctor.environment import is_loopback, redact_url
+from services.doctor.environment import redact_url
 from services.doctor.report import Row
 from services.llm_worker.config import LlmSettings
 

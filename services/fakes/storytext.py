@@ -966,8 +966,20 @@ def _page_index(ctx: dict[str, Any]) -> int:
 
 # What this stand-in "model" judges unsuitable: a few ideas a word list would miss.
 UNSUITABLE_IDEAS = (
-    "weapon", "poison", "beer", "drunk", "eats children", "hurt the", "revenge",
-    "武器", "毒药", "喝醉", "喝酒", "吃掉小孩", "报仇", "打死",
+    "weapon",
+    "poison",
+    "beer",
+    "drunk",
+    "eats children",
+    "hurt the",
+    "revenge",
+    "武器",
+    "毒药",
+    "喝醉",
+    "喝酒",
+    "吃掉小孩",
+    "报仇",
+    "打死",
 )
 
 

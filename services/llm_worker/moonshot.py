@@ -6,18 +6,17 @@ exhaustion and spend the RPM budget; we classify every error ourselves.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import openai
 from openai import AsyncOpenAI
 
+from services.common.net import is_loopback
 from services.llm_worker.config import LlmSettings
 
 log = logging.getLogger(__name__)
@@ -36,19 +35,9 @@ class LlmError(Exception):
         return f"{self.code}: {self.message}"
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def make_client(settings: LlmSettings) -> AsyncOpenAI:
     proxy = settings.llm_proxy
-    if proxy and _is_loopback(settings.moonshot_base_url):
+    if proxy and is_loopback(settings.moonshot_base_url):
         # An explicit proxy overrides NO_PROXY; a loopback fake must be reached directly.
         log.warning("LLM_PROXY ignored: MOONSHOT_BASE_URL is a loopback address")
         proxy = None
