@@ -8,6 +8,8 @@ same worker result twice changes nothing the second time, so redelivery is harml
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -82,15 +84,16 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _make_engine(url: str) -> AsyncEngine:
+def _make_engine(url: str, *, writer: bool = True) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
-        # SQLite: take the write lock when a transaction begins, so two writers (two
-        # gateway replicas on one file) queue up instead of failing on upgrade.
+        # SQLite: a writing transaction takes the write lock when it begins, so two
+        # writers (two gateway replicas on one file) queue up instead of failing on
+        # upgrade; readers begin deferred and, in WAL mode, never wait for a writer.
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
@@ -102,7 +105,7 @@ def _make_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
@@ -111,7 +114,13 @@ def _make_engine(url: str) -> AsyncEngine:
 class Store:
     def __init__(self, url: str, *, topology: Topology) -> None:
         self.engine = _make_engine(url)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        sqlite = url.startswith("sqlite")
+        self.read_engine = _make_engine(url, writer=False) if sqlite else self.engine
+        self.sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._writes = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time: writers of this process queue here, in
+        # order, instead of in SQLite's busy handler, which sleeps up to 100 ms a try.
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if sqlite else None
         self.topo = topology
 
     async def create_schema(self) -> None:
@@ -120,15 +129,21 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
     async def ping(self) -> None:
         """Raise unless the store can write (readiness)."""
-        async with self.sessions.begin() as session:
+        async with self._tx() as session:
             await session.execute(select(Story.id).limit(1))
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions.begin() as session:
+        """A writing transaction (committed at the end, rolled back on error)."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._write_lock is not None:
+                await stack.enter_async_context(self._write_lock)
+            session = await stack.enter_async_context(self._writes.begin())
             yield session
 
     # ------------------------------------------------------------------ helpers
