@@ -7,7 +7,8 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from faststream.rabbit import RabbitBroker
+import aio_pika
+from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -54,21 +55,44 @@ async def declare_topology(broker: RabbitBroker, topo: Topology) -> None:
 
     Producers declare the queues they publish to, so a message published before its
     consumer ever ran waits in a queue instead of being dropped by the exchange.
+
+    This goes through a channel of its own on purpose: FastStream caches a queue
+    declared through the broker and then consumes it on that (default) channel,
+    without the prefetch of the subscriber's own channel, and an unbounded prefetch
+    lets one process take every waiting task at once.
     """
-    work = await broker.declare_exchange(topo.work_exchange)
-    await broker.declare_exchange(topo.live_exchange)
-    dead = await broker.declare_exchange(topo.dead_exchange)
-    for queue in (topo.llm_queue, topo.image_queue, topo.results_queue):
-        declared = await broker.declare_queue(queue)
-        await declared.bind(work, routing_key=queue.routing())
-    for queue in (topo.dead_queue, topo.dead_notify_queue):
-        declared = await broker.declare_queue(queue)
-        await declared.bind(dead, routing_key="")
-    for queue in topo.retry_queues:
-        await broker.declare_queue(queue)
-    control = await broker.declare_exchange(topo.control_exchange)
-    sessions = await broker.declare_queue(topo.sessions_queue)
-    await sessions.bind(control, routing_key="")
+    connection = broker._connection
+    assert connection is not None, "connect the broker first"
+    channel = await connection.channel()
+    try:
+
+        async def exchange(ex: RabbitExchange) -> aio_pika.abc.AbstractExchange:
+            return await channel.declare_exchange(
+                ex.name, type=ex.type.value, durable=ex.durable, auto_delete=ex.auto_delete
+            )
+
+        async def queue(q: RabbitQueue) -> aio_pika.abc.AbstractQueue:
+            return await channel.declare_queue(
+                q.name,
+                durable=q.durable,
+                exclusive=q.exclusive,
+                auto_delete=q.auto_delete,
+                arguments=q.arguments,
+            )
+
+        work = await exchange(topo.work_exchange)
+        await exchange(topo.live_exchange)
+        dead = await exchange(topo.dead_exchange)
+        control = await exchange(topo.control_exchange)
+        for q in (topo.llm_queue, topo.image_queue, topo.results_queue):
+            await (await queue(q)).bind(work, routing_key=q.routing())
+        for q in (topo.dead_queue, topo.dead_notify_queue):
+            await (await queue(q)).bind(dead, routing_key="")
+        for q in topo.retry_queues:
+            await queue(q)
+        await (await queue(topo.sessions_queue)).bind(control, routing_key="")
+    finally:
+        await channel.close()
 
 
 async def publish_work(

@@ -146,6 +146,21 @@ class AutoReader:
                     self.reconnects += 1
                     turn += 1
                     await asyncio.sleep(0.3)
+                    await self._choose_again(self.bases[turn % len(self.bases)])
+
+    async def _choose_again(self, base: str) -> None:
+        """A choice sent on a socket that died may never have arrived: send it again.
+
+        The server answers 409 when it did arrive, and nothing changes."""
+        done = self.reading.of("page.text.done")
+        chosen = {e["page"] for e in self.reading.of("page.chosen")}
+        if done and done[-1]["choices"] and done[-1]["page"] not in chosen:
+            with contextlib.suppress(httpx.HTTPError):
+                await self.reader.http.post(
+                    f"{base}/api/stories/{self.reader.story_id}/choices",
+                    json={"page": done[-1]["page"], "choice": 0},
+                    headers=self.reader.auth,
+                )
 
     def _note(self, msg: dict[str, Any]) -> bool:
         if msg["type"] == "page.text.reset":
