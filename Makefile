@@ -35,5 +35,10 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check services tests
 	$(VENV)/bin/mypy
 
+# Latency against the floor, the sequential baseline, memory per reader and scaling;
+# prints a table and writes bench-results/<timestamp>.json. E.g. BENCH_ARGS=--quick
+bench: $(VENV)/.installed-dev
+	$(PY) -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,87 @@
+"""What a benchmark run is asked to do: sizes, latencies and limits, with the defaults."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+
+@dataclass(frozen=True)
+class Latency:
+    """The fakes' upstream latencies: Moonshot waits `ttft`, then sends `tps` tokens a second;
+    jimeng takes `image_seconds` per picture."""
+
+    ttft: float = 0.5
+    tps: float = 40.0
+    image_seconds: float = 3.0
+
+
+@dataclass(frozen=True)
+class Options:
+    readers: int = 200  # the latency / overhead run
+    pages: int = 3
+    workers: tuple[int, ...] = (1, 2, 4)  # processes of each kind, one scaling run each
+    scale_readers: int = 50
+    overhead_workers: int = 2  # processes of each kind in the overhead run
+    # Per-process concurrency in the scaling runs (the services' defaults).
+    llm_concurrency: int = 8
+    image_concurrency: int = 16
+    sockets: int = 2000
+    baseline_stories: int = 10
+    latency: Latency = field(default_factory=Latency)
+    ramp: float = 3.0  # seconds over which the readers of a run arrive
+    compression: str = "browser"  # what the reader sockets offer: browser | none
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    store: str = "sqlite"  # the gateway's story store: sqlite | postgres
+    postgres_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    out_dir: str = "bench-results"
+    phases: tuple[str, ...] = ("overhead", "baseline", "sockets", "scaling")
+    keep_logs: bool = False
+    profile: bool = False
+    run_timeout: float = 600.0  # seconds, per run of readers
+    # Before each run, wait up to this long for the machine to be nearly idle (others may
+    # be running tests on it); what it was is recorded with the run.
+    quiet_wait: float = 60.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything, with the passwords in the URLs masked (this goes into the results file)."""
+        out = asdict(self)
+        for key in ("rabbitmq_url", "postgres_url"):
+            out[key] = masked(out[key])
+        return out
+
+
+def masked(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def quick(base: Options) -> Options:
+    """A small run that checks the machinery in well under a minute of load."""
+    return Options(
+        readers=20,
+        pages=2,
+        workers=(1, 2),
+        scale_readers=10,
+        overhead_workers=1,
+        llm_concurrency=base.llm_concurrency,
+        image_concurrency=base.image_concurrency,
+        sockets=200,
+        baseline_stories=3,
+        latency=base.latency,
+        ramp=1.0,
+        compression=base.compression,
+        rabbitmq_url=base.rabbitmq_url,
+        store=base.store,
+        postgres_url=base.postgres_url,
+        out_dir=base.out_dir,
+        phases=base.phases,
+        keep_logs=base.keep_logs,
+        profile=base.profile,
+        run_timeout=base.run_timeout,
+        quiet_wait=base.quiet_wait,
+    )

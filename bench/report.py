@@ -1,0 +1,271 @@
+"""The fixed-width text report of a run, rendered from its JSON results."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bench import profiles
+from bench.targets import check_all, diagnosis, scaling_table
+
+MARK_NAMES = {
+    "first_delta": "first text delta",
+    "text_done": "text done",
+    "image_done": "picture done",
+    "complete": "page complete",
+}
+RULE = "─" * 104
+
+
+def _f(value: Any, digits: int = 2, width: int = 7) -> str:
+    if not isinstance(value, int | float) or math.isnan(value):
+        return "–".rjust(width)
+    return f"{value:{width}.{digits}f}"
+
+
+def header(results: dict[str, Any]) -> list[str]:
+    m, o = results["machine"], results["options"]
+    lat = o["latency"]
+    return [
+        f"Interactive Storybook benchmark · {results['started']} · {results.get('path', '')}",
+        f"machine: {m['nproc']} cores, {m['cpu_model']}, {m['memory_gib']} GiB RAM; "
+        f"Python {m['python']}; RabbitMQ {m['rabbitmq']}",
+        f"upstream fakes: Moonshot ttft {lat['ttft']:.2f} s, {lat['tps']:.0f} tokens/s; "
+        f"jimeng {lat['image_seconds']:.2f} s a picture; "
+        f"reader sockets offer compression: {o['compression']}; story store: {o.get('store', 'sqlite')}",
+    ]
+
+
+def targets(results: dict[str, Any]) -> list[str]:
+    lines = ["", "TARGETS", f"  {'':58}{'target':>16}  {'measured':>24}", RULE]
+    verdicts = check_all(results)
+    for v in verdicts:
+        mark = "–" if v.ok is None else ("✓" if v.ok else "✗")
+        lines.append(f"  {v.name:58}{v.target:>16}  {v.measured:>24}  {mark}")
+        if v.why:
+            lines.append(f"      {'why' if v.ok is False else 'note'}: {v.why}")
+    run = results.get("overhead")
+    latency_missed = any(v.ok is False and ("readers" in v.name or "floor" in v.name) for v in verdicts)
+    if run and latency_missed:
+        lines.append(f"  where to look (latency run): {diagnosis(run)}")
+    return lines
+
+
+def latency(run: dict[str, Any]) -> list[str]:
+    spec = run["spec"]
+    lines = [
+        "",
+        f"A. LATENCY: {run['readers']} readers × {run['pages']} pages · {spec['llm_workers']} llm_worker "
+        f"(concurrency {spec['llm_concurrency']}) + {spec['image_workers']} image_worker "
+        f"(concurrency {spec['image_concurrency']}) · {run['pages_per_s']:.2f} pages/s",
+        "   page 0 is timed from POST /api/stories (it includes the outline); "
+        "later pages from the choose frame",
+        f"  {'seconds':26}{'p50':>8}{'p95':>8}{'p99':>8}  {'floor p50':>9}   "
+        f"{'over floor, ms:':>15}{'p50':>7}{'p95':>7}{'p99':>7}",
+        RULE,
+    ]
+    for group in ("page 0", "pages 1+"):
+        measured = run["latency_s"].get(group, {})
+        floor = run["floor_s"].get(group, {})
+        over = run["over_floor_ms"].get(group, {})
+        lines.append(f"  {group}")
+        for mark, label in MARK_NAMES.items():
+            s, fl, ov = measured.get(mark, {}), floor.get(mark, {}), over.get(mark, {})
+            lines.append(
+                f"    {label:24}{_f(s.get('p50'), 3, 8)}{_f(s.get('p95'), 3, 8)}{_f(s.get('p99'), 3, 8)}  "
+                f"{_f(fl.get('p50'), 3, 9)}   {'':15}"
+                f"{_f(ov.get('p50'), 0)}{_f(ov.get('p95'), 0)}{_f(ov.get('p99'), 0)}"
+            )
+        ratio = run["complete_over_floor"].get(group, {})
+        lines.append(
+            f"    {'complete / floor':24}{_f(ratio.get('p50'), 3, 8)}{_f(ratio.get('p95'), 3, 8)}"
+            f"{_f(ratio.get('p99'), 3, 8)}"
+        )
+    lines += _lags(run)
+    lines += _stages(run)
+    calls = run.get("upstream_calls") or {}
+    if calls:
+        lines.append(
+            f"  upstream calls the fakes served (the floor model's count): Moonshot {calls['moonshot_chat']} "
+            f"({calls['moonshot_chat_modelled']}), jimeng {calls['jimeng_pictures']} "
+            f"({calls['jimeng_pictures_modelled']})"
+        )
+    if run["failed_readers"] or run["floor_text_mismatches"] or run["images_failed"]:
+        lines.append(
+            f"  problems: {run['failed_readers']} readers failed {run['failures']}; "
+            f"{run['images_failed']} pictures failed; "
+            f"{run['floor_text_mismatches']} pages differ from the floor's text"
+        )
+    return lines
+
+
+def _lags(run: dict[str, Any]) -> list[str]:
+    lines = [f"  {'per event, ms':26}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}{'events':>9}"]
+    for label, key in (
+        ("text delta: receipt − ts", "delta_lag_ms"),
+        ("durable: receipt − at", "event_lag_ms"),
+    ):
+        s = run[key]
+        lines.append(
+            f"    {label:24}{_f(s.get('p50'), 1, 8)}{_f(s.get('p95'), 1, 8)}{_f(s.get('p99'), 1, 8)}"
+            f"{_f(s.get('max'), 1, 8)}{int(s.get('n', 0)):9d}"
+        )
+    return lines
+
+
+def _stages(run: dict[str, Any]) -> list[str]:
+    """Where the time goes, between moments the store recorded (`at` of durable events)."""
+    lines = [
+        f"  {'where the time goes, ms':38}{'p50':>7}{'p95':>7}{'floor':>7}{'over p50':>9}{'over p95':>9}"
+    ]
+    for group, stages in run.get("stages", {}).items():
+        lines.append(f"    {group}")
+        for label, s in stages.items():
+            m, fl, ov = s["measured_ms"], s["floor_ms"], s["over_ms"]
+            lines.append(
+                f"      {label:34}{_f(m.get('p50'), 0)}{_f(m.get('p95'), 0)}{_f(fl.get('p50'), 0)}"
+                f"{_f(ov.get('p50'), 0, 9)}{_f(ov.get('p95'), 0, 9)}"
+            )
+    return lines
+
+
+def baseline(base: dict[str, Any], image_seconds: float) -> list[str]:
+    n = len(base["pages"])
+    lines = [
+        "",
+        f"B. SEQUENTIAL BASELINE: the same {n} pages, the same upstream calls made one after another",
+        f"  {'seconds':26}{'p50':>8}{'p95':>8}{'p99':>8}",
+        RULE,
+    ]
+    rows = [(f"page time, {g}", s) for g, s in base["total_s"].items()]
+    rows += [("  writing (pages 1+)", base["llm_s"]), ("  drawing", base["image_s"])]
+    rows += [("  download", base["download_s"])]
+    rows += [(f"ours / baseline, {g}", s) for g, s in base["ours_over_baseline"].items()]
+    rows += [(f"floor / baseline, {g}", s) for g, s in base.get("floor_over_baseline", {}).items()]
+    for label, s in rows:
+        lines.append(
+            f"    {label:24}{_f(s.get('p50'), 3, 8)}{_f(s.get('p95'), 3, 8)}{_f(s.get('p99'), 3, 8)}"
+        )
+    lines.append("  the fakes' own time beyond their configured latency (counted against the floor):")
+    excess = 1000 * (base["image_s"].get("p50", math.nan) - image_seconds)
+    lines.append(
+        f"    jimeng: a picture takes {image_seconds:.2f} s + {excess:.0f} ms (p50; it renders after waiting)"
+    )
+    pace = base.get("fake_pacing") or {}
+    if pace:
+        lines.append(
+            f"    Moonshot, one direct stream while idle: {pace['tokens']} tokens, the last at "
+            f"{pace['last_token_s']:.3f} s vs {pace['schedule_s']:.3f} s on schedule "
+            f"({pace['drift_ms']:+.0f} ms)"
+        )
+    return lines
+
+
+def processes(run: dict[str, Any], title: str) -> list[str]:
+    lines = ["", title, f"  {'process':26}{'CPU s':>8}{'avg %':>8}{'peak %':>8}{'peak RSS MiB':>14}", RULE]
+    for name, use in sorted(run["processes"].items(), key=lambda kv: -kv[1]["cpu_s"]):
+        lines.append(
+            f"    {name:24}{use['cpu_s']:8.1f}{use['cpu_pct']:8.0f}{use['peak_cpu_pct']:8.0f}"
+            f"{use['peak_rss_mib']:14.1f}"
+        )
+    m = run["machine"]
+    lines.append(
+        f"    {'other processes':24}{'':8}{m.get('others_pct', 0):8.0f}   (other work on the machine)"
+    )
+    lines.append(f"    {'machine (all cores)':24}{'':8}{m['cpu_pct']:8.0f}{m['peak_cpu_pct']:8.0f}")
+    queues = ", ".join(f"{q} {v['peak']:.0f} ({v['mean']:.1f})" for q, v in run["queues"].items())
+    lines.append(f"  ready messages in queue, peak (mean): {queues}")
+    return lines + probes(run) + consumers(run)
+
+
+def probes(run: dict[str, Any]) -> list[str]:
+    """Event-loop lag of each service and the broker's confirm time, sampled during the run."""
+    found = run.get("probes") or {}
+    lines = [f"  {'probes, ms':42}{'p50':>7}{'p95':>7}{'p99':>7}{'max':>8}"]
+    rows = [(f"event loop: {n} GET /healthz", s) for n, s in found.get("loop_lag_ms", {}).items()]
+    rows += [(f"broker confirm: {n} queue", s) for n, s in found.get("broker_confirm_ms", {}).items()]
+    for label, s in rows:
+        figures = f"{_f(s.get('p50'), 1)}{_f(s.get('p95'), 1)}{_f(s.get('p99'), 1)}{_f(s.get('max'), 1, 8)}"
+        lines.append(f"    {label:40}{figures}")
+    return lines if rows else []
+
+
+def consumers(run: dict[str, Any]) -> list[str]:
+    """What each service's consumers spent per message (from their /metrics)."""
+    found = run.get("consumers") or {}
+    if not found:
+        return []
+    lines = [f"  {'consumed (services /metrics)':42}{'messages':>9}{'mean ms':>9}{'busy share':>12}"]
+    for process, data in found.items():
+        for queue, h in data["handled"].items():
+            where = f"{process} ← {queue}"
+            lines.append(f"    {where:40}{h['messages']:9d}{h['mean_ms']:9.1f}{h['busy_share']:12.2f}")
+    sent = [
+        f"{process} → {dest} {p['mean_ms']:.1f} ms ×{p['messages']}"
+        for process, data in found.items()
+        for dest, p in data["published"].items()
+    ]
+    lines.append("  publish, mean wait for the confirm: " + "; ".join(sent))
+    return lines
+
+
+def sockets(s: dict[str, Any]) -> list[str]:
+    return [
+        "",
+        f"D. IDLE READERS on one gateway: {s['connected']}/{s['sockets']} sockets connected in "
+        f"{s['seconds_to_connect']:.1f} s (gateway open-files limit {s['gateway_nofile']})",
+        f"  gateway RSS {s['rss_before_mib']:.1f} MiB → {s['rss_after_mib']:.1f} MiB: "
+        f"{s['per_reader_kib']:.1f} KiB per connected reader (compression: {s['compression']})",
+    ]
+
+
+def _results_ms(run: dict[str, Any]) -> float:
+    handled = (run.get("consumers") or {}).get("gateway", {}).get("handled", {})
+    return float(handled.get("gateway.results", {}).get("mean_ms", math.nan))
+
+
+def scaling(runs: list[dict[str, Any]]) -> list[str]:
+    first = runs[0]
+    spec = first["spec"]
+    lines = [
+        "",
+        f"E. SCALING: {first['readers']} readers × {first['pages']} pages; per process: llm concurrency "
+        f"{spec['llm_concurrency']}, image concurrency {spec['image_concurrency']}",
+        f"  {'workers':>8}{'pages/s':>9}{'speedup':>9}{'effic.':>8}{'complete':>10}{'delta':>8}{'result':>8}"
+        f"{'machine':>9}{'others':>8}   busiest processes, % of one core",
+        f"  {'':8}{'':9}{'':9}{'':8}{'p50 s':>10}{'p50 ms':>8}{'ms':>8}{'%':>9}{'%':>8}",
+        RULE,
+    ]
+    for run, row in zip(runs, scaling_table(runs), strict=True):
+        complete = (run["latency_s"].get("pages 1+") or {}).get("complete", {})
+        top = sorted(run["processes"].items(), key=lambda kv: -kv[1]["cpu_pct"])[:3]
+        busiest = ", ".join(f"{n} {u['cpu_pct']:.0f}" for n, u in top)
+        m = run["machine"]
+        lines.append(
+            f"  {row['workers']:8d}{row['pages_per_s']:9.2f}{row['speedup']:9.2f}{row['efficiency']:8.2f}"
+            f"{_f(complete.get('p50'), 2, 10)}{_f(run['delta_lag_ms'].get('p50'), 0, 8)}"
+            f"{_f(_results_ms(run), 0, 8)}{m['cpu_pct']:9.0f}{m.get('others_pct', 0):8.0f}   {busiest}"
+        )
+    lines.append(
+        "  delta: text delta receipt − ts; result: the gateway's time per worker result (its /metrics); "
+        "machine: all cores; others: other work, % of one core"
+    )
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = header(results) + targets(results)
+    if run := results.get("overhead"):
+        lines += latency(run)
+        if base := results.get("baseline"):
+            lines += baseline(base, results["options"]["latency"]["image_seconds"])
+        lines += processes(
+            run, "C. PROCESSES during the latency run (CPU % of one core; machine % of all cores)"
+        )
+    if s := results.get("sockets"):
+        lines += sockets(s)
+    if found := results.get("profiles"):
+        lines += profiles.render(found)
+    if runs := results.get("scaling"):
+        lines += scaling(runs)
+    return "\n".join(lines)
