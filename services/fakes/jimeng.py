@@ -29,7 +29,6 @@ import math
 import random
 import re
 import secrets
-import sys
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
@@ -42,7 +41,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from PIL import Image, UnidentifiedImageError
 
 from services.fakes import pictures
-from services.fakes.serving import FaultQueue, add_fault_routes, parse_fault_arg, run, shorten
+from services.fakes.serving import (
+    FaultQueue,
+    add_fault_option,
+    add_fault_routes,
+    check_fault_modes,
+    run,
+    shorten,
+)
 
 MODELS = (
     "jimeng-5.0",
@@ -476,22 +482,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--live-ids", type=_ids, help="only these session ids are live")
     parser.add_argument("--dead-ids", type=_ids, default=frozenset(), help="expired ids")
     parser.add_argument("--credits", type=int, default=80)
-    parser.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        type=parse_fault_arg,
-        metavar="MODE[:COUNT]",
-        help=f"queue a fault at start (repeatable); modes: {', '.join(FAULT_MODES)}",
-    )
+    add_fault_option(parser, FAULT_MODES)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    for mode, _ in args.fault:
-        if mode not in FAULT_MODES:
-            sys.exit(f"--fault {mode}: unknown mode; known modes: {', '.join(FAULT_MODES)}")
+    check_fault_modes(args.fault, FAULT_MODES)
     config = JimengConfig(
         image_seconds=args.image_seconds,
         url_ttl=args.url_ttl,

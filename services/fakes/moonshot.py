@@ -21,7 +21,6 @@ import asyncio
 import json
 import re
 import secrets
-import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +33,9 @@ from services.fakes import storytext
 from services.fakes.serving import (
     Fault,
     FaultQueue,
+    add_fault_option,
     add_fault_routes,
-    parse_fault_arg,
+    check_fault_modes,
     run,
     shorten,
 )
@@ -362,22 +362,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tps", type=float, default=40.0, help="tokens per second (0: no wait)")
     parser.add_argument("--models", help="comma-separated model ids to accept")
     parser.add_argument("--balance", type=float, default=49.58894)
-    parser.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        type=parse_fault_arg,
-        metavar="MODE[:COUNT]",
-        help=f"queue a fault at start (repeatable); modes: {', '.join(FAULT_MODES)}",
-    )
+    add_fault_option(parser, FAULT_MODES)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    for mode, _ in args.fault:
-        if mode not in FAULT_MODES:
-            sys.exit(f"--fault {mode}: unknown mode; known modes: {', '.join(FAULT_MODES)}")
+    check_fault_modes(args.fault, FAULT_MODES)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
     config = MoonshotConfig(
         api_key=args.api_key,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import socket
+import sys
 import threading
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,3 +182,21 @@ class BackgroundServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def add_fault_option(parser: argparse.ArgumentParser, modes: Sequence[str]) -> None:
+    """`--fault MODE[:COUNT]`, the same on both fakes."""
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        type=parse_fault_arg,
+        metavar="MODE[:COUNT]",
+        help=f"queue a fault at start (repeatable); modes: {', '.join(modes)}",
+    )
+
+
+def check_fault_modes(faults: Sequence[tuple[str, int]], modes: Sequence[str]) -> None:
+    for mode, _ in faults:
+        if mode not in modes:
+            sys.exit(f"--fault {mode}: unknown mode; known modes: {', '.join(modes)}")
