@@ -171,3 +171,27 @@ async def test_tokens(store: Store) -> None:
     assert info.value.status == 403
     with pytest.raises(NotFound):
         await store.authorize("0" * 32, token)
+
+
+async def test_usage_reports_at_once_are_all_counted_per_story_and_per_day(store: Store) -> None:
+    sids = [await new_story(store) for _ in range(3)]
+    reports = [
+        c.UsageReport(story_id=sid, tokens_in=10, tokens_out=3, llm_calls=1, image_calls=i % 2, pictures=1)
+        for sid in sids
+        for i in range(20)
+    ]
+    await asyncio.gather(*(store.apply(r) for r in reports))
+    usage = await store.usage(days=1)
+    assert usage["totals"] == {
+        "stories": 3,
+        "tokens_in": 600,
+        "tokens_out": 180,
+        "llm_calls": 60,
+        "image_calls": 30,
+        "pictures": 60,
+        "retries": 0,
+    }
+    for sid in sids:
+        cost = (await store.read_story(sid))["usage"]
+        assert (cost["tokens_in"], cost["tokens_out"], cost["pictures"]) == (200, 60, 20)
+

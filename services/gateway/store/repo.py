@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -231,8 +232,7 @@ class Store:
             self._append(session, story, changes, "page.started", {"page": 0})
             task = c.OutlineTask(story_id=story_id, brief=self._brief(story))
             self._send(session, changes, story_id, self.topo.llm_key, task)
-            daily = await self._daily(session)
-            daily.stories += 1
+            await self._add_daily(session, stories=1)
         return story_id, token, changes
 
     async def authorize(self, story_id: str, token: str | None) -> None:
@@ -400,11 +400,10 @@ class Store:
             story = await self._lock_story(session, result.story_id)
             match result:
                 case c.UsageReport():
-                    daily = await self._daily(session)
-                    for name in COUNTERS:
-                        value = getattr(result, name)
+                    amounts = {name: int(getattr(result, name)) for name in COUNTERS}
+                    for name, value in amounts.items():
                         setattr(story, name, getattr(story, name) + value)
-                        setattr(daily, name, getattr(daily, name) + value)
+                    await self._add_daily(session, **amounts)
                 case c.OutlineReady():
                     await self._outline_ready(session, story, result, changes)
                 case c.ImageRequested():
@@ -527,14 +526,20 @@ class Store:
             {"page": r.page, "error": page.image_error},
         )
 
-    async def _daily(self, session: AsyncSession) -> UsageDaily:
+    async def _add_daily(self, session: AsyncSession, **amounts: int) -> None:
+        """Add to today's totals in one statement (an upsert): no read, and the day's row
+        is locked only from here to the commit, so the many usage reports of a busy day do
+        not queue behind each other's whole transactions."""
         day = utcnow().strftime("%Y-%m-%d")
-        row = await session.get(UsageDaily, day, with_for_update=True)
-        if row is None:
-            row = UsageDaily(day=day, **dict.fromkeys(("stories", *COUNTERS), 0))
-            session.add(row)
-            await session.flush()
-        return row
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        row = dict.fromkeys(("stories", *COUNTERS), 0) | amounts
+        stmt = insert(UsageDaily).values(day=day, **row)
+        table = UsageDaily.__table__.c
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.day],
+            set_={name: table[name] + stmt.excluded[name] for name in amounts},
+        )
+        await session.execute(stmt)
 
     async def usage(self, *, days: int) -> dict[str, Any]:
         async with self.sessions() as session:
