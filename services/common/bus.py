@@ -2,24 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aio_pika
+from aio_pika import IncomingMessage
+from faststream.prometheus import PrometheusMiddleware
 from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.message import RabbitMessage
-from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+from faststream.rabbit.prometheus.provider import RabbitMetricsSettingsProvider
+from faststream.rabbit.response import RabbitPublishCommand
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from services.common.logs import bind_headers, context_headers
-from services.common.metrics import DEAD_LETTERED, REGISTRY, RETRIES
-from services.common.topology import Topology
+from services.common.metrics import DEAD_LETTERED, LIVE_DROPPED, REGISTRY, RETRIES
+from services.common.topology import Topology, live_routing_key
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class _MetricNames(RabbitMetricsSettingsProvider):
+    """FastStream names a consumed message's destination by its routing key, and live
+    frames are routed by story: one set of series per story, never dropped. Name them
+    all `<live exchange>.story.*`, so /metrics stays the same size however many stories."""
+
+    def get_consume_attrs_from_message(self, msg: Any) -> Any:
+        attrs = super().get_consume_attrs_from_message(msg)
+        exchange, _, key = attrs["destination_name"].partition(".live.story.")
+        if key:
+            attrs["destination_name"] = f"{exchange}.live.story.*"
+        return attrs
+
+
+class _Metrics(PrometheusMiddleware[IncomingMessage, RabbitPublishCommand]):
+    def __init__(self, *, app_name: str) -> None:
+        super().__init__(
+            settings_provider_factory=lambda _: _MetricNames(),
+            registry=REGISTRY,
+            app_name=app_name,
+            metrics_prefix="storybook",
+        )
 
 
 def make_broker(url: str, *, service: str = "", **kwargs: Any) -> RabbitBroker:
@@ -28,9 +55,7 @@ def make_broker(url: str, *, service: str = "", **kwargs: Any) -> RabbitBroker:
     # means the broker has the message.
     middlewares = []
     if service:
-        middlewares.append(
-            RabbitPrometheusMiddleware(registry=REGISTRY, app_name=service, metrics_prefix="storybook")
-        )
+        middlewares.append(_Metrics(app_name=service))
     return RabbitBroker(
         url,
         middlewares=middlewares,
@@ -114,6 +139,54 @@ async def publish_work(
         persist=True,
         headers={**context_headers(), **(headers or {})},
     )
+
+
+class LivePublisher:
+    """Live frames (text deltas, stored events, hints) on a channel without publisher confirms.
+
+    They are a courtesy, not a record: a frame lost while the broker is away is mended
+    from the store (readers fill gaps by seq, replicas resync after a reconnect). Waiting
+    for a confirm per frame would put a broker round trip between two words of a page.
+    One channel keeps the frames of a process in order. Failures are logged, never raised.
+    """
+
+    def __init__(self, broker: RabbitBroker, topo: Topology) -> None:
+        self.broker, self.topo = broker, topo
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._opening = asyncio.Lock()
+
+    async def _ready(self) -> aio_pika.abc.AbstractExchange:
+        if self._exchange is not None and self._channel is not None and not self._channel.is_closed:
+            return self._exchange
+        async with self._opening:
+            if self._exchange is None or self._channel is None or self._channel.is_closed:
+                connection = self.broker._connection
+                assert connection is not None, "connect the broker first"
+                # A robust channel: aio-pika reopens it (and its exchange) after a reconnect.
+                self._channel = await connection.channel(publisher_confirms=False)
+                ex = self.topo.live_exchange
+                self._exchange = await self._channel.declare_exchange(
+                    ex.name, type=ex.type.value, durable=ex.durable
+                )
+            return self._exchange
+
+    async def publish(self, message: BaseModel) -> None:
+        story_id = str(getattr(message, "story_id", ""))
+        try:
+            exchange = await self._ready()
+            await exchange.publish(
+                aio_pika.Message(
+                    message.model_dump_json().encode(),
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+                ),
+                routing_key=live_routing_key(story_id),
+                mandatory=False,
+            )
+        except Exception as exc:
+            LIVE_DROPPED.inc()
+            log.warning("live frame not sent (%s)", type(exc).__name__, extra={"story_id": story_id})
 
 
 class Malformed(Exception):

@@ -49,6 +49,11 @@ DEAD_LETTERED = Counter(
     ["queue", "code"],
     registry=REGISTRY,
 )
+LIVE_DROPPED = Counter(
+    f"{PREFIX}_live_frames_dropped_total",
+    "Live frames (text deltas, events) that could not be sent; readers mend them from the store.",
+    registry=REGISTRY,
+)
 WS_CONNECTIONS = Gauge(
     f"{PREFIX}_ws_connections",
     "Reader sockets open on this gateway process.",

@@ -25,6 +25,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from services.common import contracts as c
 from services.common.bus import (
     Delivery,
+    LivePublisher,
     broker_connected,
     declare_topology,
     make_broker,
@@ -35,7 +36,7 @@ from services.common.bus import (
 from services.common.errors import reader_error
 from services.common.logs import bind_headers
 from services.common.metrics import QUEUE_CONSUMERS, QUEUE_MESSAGES
-from services.common.topology import Topology, live_routing_key
+from services.common.topology import Topology
 from services.gateway.hub import Hub
 from services.gateway.store.models import Outbox
 from services.gateway.store.repo import Changes, NotFound, Store
@@ -57,6 +58,7 @@ class GatewayBus:
         self.hub = hub
         self.replica = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.broker: RabbitBroker = make_broker(url, service="gateway", on_reconnected=[self._on_reconnected])
+        self.live = LivePublisher(self.broker, topology)
         self._relay: asyncio.Task[None] | None = None
         self._depth_task: asyncio.Task[None] | None = None
         # Pages waiting to be written, as last read from the broker (-1: unknown yet).
@@ -146,12 +148,8 @@ class GatewayBus:
             await self._live(c.SyncHint(story_id=story_id, last_seq=changes.last_seq))
 
     async def _live(self, message: c.Contract) -> None:
-        await self.broker.publish(
-            message,
-            exchange=self.topo.live_exchange,
-            routing_key=live_routing_key(str(getattr(message, "story_id", ""))),
-            mandatory=False,
-        )
+        # Stored already: a frame lost on the way is replayed from the store (gap fill).
+        await self.live.publish(message)
 
     def _on_reconnected(self, *_: object) -> None:
         log.warning("reconnected to the broker; readers catch up from the store")

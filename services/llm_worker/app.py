@@ -33,6 +33,7 @@ from services.common import contracts as c
 from services.common import safety
 from services.common.bus import (
     Delivery,
+    LivePublisher,
     backoff,
     broker_connected,
     declare_topology,
@@ -46,7 +47,7 @@ from services.common.logs import register_secrets
 from services.common.metrics import PAGES, UPSTREAM_SECONDS
 from services.common.ops import Checks, OpsServer
 from services.common.settings import mask
-from services.common.topology import Topology, live_routing_key
+from services.common.topology import Topology
 from services.llm_worker import prompts
 from services.llm_worker.config import LlmSettings
 from services.llm_worker.moonshot import LlmError, classify, make_client, stream_text
@@ -64,6 +65,7 @@ class Writer:
         self.settings = settings
         self.broker = broker
         self.topo = topology
+        self.live = LivePublisher(broker, topology)
         self.client: AsyncOpenAI | None = None
         self._key_check: tuple[float, str] | None = None
         # The Moonshot budget of this process: calls in flight and calls per minute.
@@ -325,16 +327,9 @@ class Writer:
         )
 
     async def _live(self, message: c.TextDelta | c.TextReset) -> None:
-        # Live text is a courtesy, not a record: not persisted, never blocks the page.
-        try:
-            await self.broker.publish(
-                message,
-                exchange=self.topo.live_exchange,
-                routing_key=live_routing_key(message.story_id),
-                mandatory=False,
-            )
-        except Exception:
-            log.warning("live text not delivered", extra={"story_id": message.story_id})
+        # Live text is a courtesy, not a record: not persisted, not confirmed, never
+        # blocks the page (the reader gets the whole text with page.text.done).
+        await self.live.publish(message)
 
     async def _stream(
         self, messages: list[dict[str, str]], usage: dict[str, int], *, max_tokens: int | None = None
