@@ -13,9 +13,11 @@ each mark of the page placed on that schedule:
 
 Page 0 waits for what comes before it: the suitability check of the premise (when the
 llm_worker makes one) and the outline, each a call of ttft + (tokens - 1) / tps. When the
-story has a character sheet (drawn from the outline, image_seconds after the outline is
-written), a page's picture cannot start before the sheet exists either:
+story has a character sheet, a page's picture cannot start before the sheet exists either.
+The sheet is asked for while the outline is written, as soon as its characters and style
+are complete (services.llm_worker.writer.OutlineReader, fed the fake's tokens here):
 
+  sheet done        = check + ttft + (index of that outline token) / tps + image_seconds
   picture done      = max(illustration complete, sheet done) + image_seconds
 
 Later pages find the sheet drawn long before their illustration is written.
@@ -33,6 +35,7 @@ from services.common import contracts as c
 from services.fakes import storytext
 from services.fakes.moonshot import tokenize
 from services.llm_worker import prompts
+from services.llm_worker.writer import OutlineReader
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,17 @@ def reply_marks(content: str) -> tuple[int, int, int]:
     return len(tokens), token_index(tokens, text_first), token_index(tokens, ill_close)
 
 
+def sheet_mark(outline: str) -> int:
+    """Index of the outline token after which the llm_worker asks for the character sheet
+    (its looks are complete; see OutlineReader), or of the last token."""
+    tokens = tokenize(outline)
+    reader = OutlineReader()
+    for i, token in enumerate(tokens):
+        if reader.feed(token) is not None:
+            return i
+    return len(tokens) - 1
+
+
 def call_seconds(messages: list[dict[str, str]] | None, latency: Latency) -> float:
     """One whole call to the fake Moonshot: ttft, then its tokens at tps (0 when not made)."""
     if messages is None:
@@ -112,8 +126,11 @@ def floor_of(job: PageJob, latency: Latency) -> Floor:
 
     content = fake_reply(job.page_messages)
     tokens, text_first, ill_close = reply_marks(content)
-    before = call_seconds(job.judge_messages, latency) + call_seconds(job.outline_messages, latency)
-    sheet_done = before + latency.image_seconds if job.sheet_prompt is not None else 0.0
+    judged = call_seconds(job.judge_messages, latency)
+    before = judged + call_seconds(job.outline_messages, latency)
+    sheet_done = 0.0
+    if job.sheet_prompt is not None and job.outline_messages is not None:
+        sheet_done = judged + stream(sheet_mark(fake_reply(job.outline_messages))) + latency.image_seconds
     illustration = before + stream(ill_close)
     text_done = before + stream(tokens - 1)
     image_done = max(illustration, sheet_done) + latency.image_seconds
@@ -202,7 +219,11 @@ def jobs_of(story: Row, rows: Sequence[Row], pages: int) -> list[PageJob]:
                 page=row["index"],
                 judge_messages=_judge(brief) if first else None,
                 outline_messages=prompts.outline_messages(outline_task) if first else None,
-                sheet_prompt=sheet_prompt(outline) if first and sheet and sheet_prompt else None,
+                sheet_prompt=(
+                    sheet_prompt(outline.characters, outline.style)
+                    if first and sheet and sheet_prompt
+                    else None
+                ),
                 page_messages=prompts.page_messages(task),
                 task=task,
                 stored_text=row["text"],

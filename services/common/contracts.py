@@ -14,6 +14,8 @@ Flow (see README "Architecture"):
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -110,6 +112,17 @@ llm_task_adapter: TypeAdapter[OutlineTask | PageTask] = TypeAdapter(LlmTask)
 SHEET_PAGE = -1  # the page number of a story's character sheet
 
 
+def sheet_key(characters: list[Character], style: str) -> str:
+    """Names a character sheet by what it shows: the characters' looks and the style.
+
+    The sheet is asked for while the outline is still being written; if that attempt
+    fails and the next one invents other characters, their sheet has another key, so
+    a page is never drawn from (and a reader never shown) the sheet of a lost outline.
+    """
+    shown = [[c.name, c.look] for c in characters] + [style]
+    return hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
 class ImageTask(Contract):
     story_id: str
     page: int
@@ -122,6 +135,8 @@ class ImageTask(Contract):
     # "page": a page, drawn with the character sheet as its reference when there is one.
     kind: Literal["page", "sheet"] = "page"
     use_sheet: bool = False
+    # The sheet's key (sheet_key): which sheet a "sheet" task draws, or a page uses.
+    sheet: str = ""
 
 
 image_task_adapter: TypeAdapter[ImageTask] = TypeAdapter(ImageTask)
@@ -168,6 +183,7 @@ class ImageReady(Contract):
     # with `note` saying why a page that should have used the sheet did not.
     reference: str = "text_only"
     note: str | None = None
+    sheet: str = ""  # for the character sheet: its key
 
 
 class ImageFailed(Contract):
@@ -176,6 +192,7 @@ class ImageFailed(Contract):
     page: int
     error: ErrorInfo
     attempt: int = 1
+    sheet: str = ""  # for the character sheet: its key
 
 
 class ImageRequested(Contract):

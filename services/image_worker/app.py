@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import secrets
@@ -45,7 +46,13 @@ from services.image_worker.jimeng import ImageError, Jimeng, SessionPool
 log = logging.getLogger(__name__)
 
 SESSION_CHECK_EVERY = 60.0
-SHEET_POLL = 2.0  # seconds between looks for a character sheet still being drawn
+# A page's picture waiting for its story's character sheet is held by this process,
+# looking for the sheet every SHEET_LOOK seconds (and woken at once when this process
+# drew it), for at most SHEET_HOLD seconds a delivery; then it is parked for SHEET_POLL
+# seconds in a retry queue, which frees its slot, and comes back to look again.
+SHEET_LOOK = 0.1
+SHEET_HOLD = 30.0
+SHEET_POLL = 2.0
 
 SNIFF = {b"RIFF": ".webp", b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg"}
 
@@ -74,22 +81,24 @@ def store_file(
     return f"{story_id}/{name}"
 
 
-SHEET = "sheet"  # file name (without extension) of a story's character sheet in its folder
+def sheet_name(key: str) -> str:
+    """File name (without extension) of a character sheet in its story's folder."""
+    return f"sheet-{key}" if key else "sheet"
 
 
-def find_sheet(media_dir: Path, story_id: str) -> Path | str | None:
-    """The story's character sheet: its file, "failed" when it will never come, or None yet."""
-    folder = media_dir / story_id
+def find_sheet(media_dir: Path, story_id: str, key: str = "") -> Path | str | None:
+    """The character sheet: its file, "failed" when it will never come, or None yet."""
+    folder, name = media_dir / story_id, sheet_name(key)
     for ext in (".webp", ".png", ".jpg"):
-        if (folder / f"{SHEET}{ext}").is_file():
-            return folder / f"{SHEET}{ext}"
-    return "failed" if (folder / f"{SHEET}.failed").exists() else None
+        if (folder / f"{name}{ext}").is_file():
+            return folder / f"{name}{ext}"
+    return "failed" if (folder / f"{name}.failed").exists() else None
 
 
-def mark_sheet_failed(media_dir: Path, story_id: str) -> None:
+def mark_sheet_failed(media_dir: Path, story_id: str, key: str = "") -> None:
     folder = media_dir / story_id
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{SHEET}.failed").touch()
+    (folder / f"{sheet_name(key)}.failed").touch()
 
 
 def data_uri(path: Path) -> str:
@@ -113,6 +122,8 @@ class Illustrator:
         self.sessions = SessionPool(settings.session_ids)
         self.jimeng: Jimeng | None = None
         self._session_check: tuple[float, str] | None = None
+        # Set (and replaced) whenever this process settles a sheet: wakes held pictures.
+        self._sheet_settled = asyncio.Event()
 
     async def start(self) -> None:
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
@@ -144,11 +155,13 @@ class Illustrator:
         reference: Path | None = None
         note: str | None = None
         if task.use_sheet:
-            found = await asyncio.to_thread(find_sheet, self.settings.media_dir, task.story_id)
             waited = float(delivery.headers.get("x-sheet-wait", 0) or 0)
+            hold = min(SHEET_HOLD, max(0.0, self.settings.image_sheet_wait - waited))
+            found, held = await self.wait_for_sheet(task.story_id, task.sheet, hold)
+            waited += held
             if found is None and waited < self.settings.image_sheet_wait:
-                # The sheet is still being drawn: come back in a few seconds, without
-                # holding a consumer and without spending one of the task's attempts.
+                # The sheet is still being drawn after a long hold: park, which frees this
+                # slot, and come back without spending one of the task's attempts.
                 await delivery.retry_later(
                     SHEET_POLL,
                     code="waiting_for_sheet",
@@ -176,16 +189,23 @@ class Illustrator:
             log.error("picture failed: %s", err.message, extra=extra)
             PICTURES.labels(err.code).inc()
             failed = c.ImageFailed(
-                story_id=task.story_id, page=task.page, attempt=task.attempt, error=reader_error(err.code)
+                story_id=task.story_id,
+                page=task.page,
+                attempt=task.attempt,
+                error=reader_error(err.code),
+                sheet=task.sheet if task.kind == "sheet" else "",
             )
             if task.kind == "sheet":
-                await asyncio.to_thread(mark_sheet_failed, self.settings.media_dir, task.story_id)
+                await asyncio.to_thread(mark_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
+                self.sheet_settled()
             await self._result(failed)
             if err.retryable:
                 attempts = delivery.retries + 1
                 await delivery.dead_letter(f"{err.code}: {err.message} ({attempts} attempts)", code=err.code)
             return
         tally.pictures = 1
+        if task.kind == "sheet":
+            self.sheet_settled()
         await self._report(task, tally, delivery)
         log.info("picture drawn and stored", extra=extra)
         PICTURES.labels("done").inc()
@@ -197,8 +217,29 @@ class Illustrator:
                 attempt=task.attempt,
                 reference="character_sheet" if used else "text_only",
                 note=why or note,
+                sheet=task.sheet if task.kind == "sheet" else "",
             )
         )
+
+    async def wait_for_sheet(
+        self, story_id: str, key: str, hold: float
+    ) -> tuple[Path | str | None, float]:
+        """The story's sheet (see find_sheet) as soon as it is there, looking for at most
+        `hold` seconds; and how long that took."""
+        started = time.monotonic()
+        while True:
+            found = await asyncio.to_thread(find_sheet, self.settings.media_dir, story_id, key)
+            left = hold - (time.monotonic() - started)
+            if found is not None or left <= 0:
+                return found, time.monotonic() - started
+            # A sheet drawn elsewhere is seen on the next look; one drawn here wakes us now.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sheet_settled.wait(), timeout=min(SHEET_LOOK, left))
+
+    def sheet_settled(self) -> None:
+        """A sheet was stored or marked failed by this process: the held pictures look again."""
+        event, self._sheet_settled = self._sheet_settled, asyncio.Event()
+        event.set()
 
     async def _report(self, task: c.ImageTask, tally: Tally, delivery: Delivery) -> None:
         report = c.UsageReport(
@@ -269,7 +310,7 @@ class Illustrator:
                 task.attempt,
                 data,
                 ext,
-                name=SHEET if task.kind == "sheet" else "",
+                name=sheet_name(task.sheet) if task.kind == "sheet" else "",
             )
             return path, bool(images), why
         raise ImageError("image_content_policy", "the picture was refused twice")  # pragma: no cover

@@ -51,13 +51,20 @@ from services.common.topology import Topology
 from services.llm_worker import prompts
 from services.llm_worker.config import LlmSettings
 from services.llm_worker.moonshot import LlmError, classify, make_client, stream_text
-from services.llm_worker.writer import PageReader
+from services.llm_worker.writer import OutlineReader, PageReader
 
 log = logging.getLogger(__name__)
 
 DELTA_EVERY = 0.05  # seconds: coalesce tokens into at most ~20 frames a second
 KEY_CHECK_EVERY = 60.0
 KEY_RECHECK_FAILED = 10.0
+
+
+def _lead_style(task: c.OutlineTask, style: str) -> str:
+    """The reader's chosen style leads; the model's wording of it follows."""
+    if task.brief.style.lower() in style.lower():
+        return style
+    return f"{task.brief.style}, {style}".strip(", ")
 
 
 class Writer:
@@ -192,34 +199,50 @@ class Writer:
         usage = {} if usage is None else usage
         if not await self.suitable(task.brief.premise, brief=task.brief, usage=usage):
             raise LlmError("unsuitable_idea", "the premise was judged unsuitable for the reader's age")
-        text = "".join([p async for p in self._stream(messages, usage)])
+        early = OutlineReader()
+        requested: str | None = None  # the key of the sheet asked for
+        pieces: list[str] = []
+        async for piece in self._stream(messages, usage):
+            pieces.append(piece)
+            if requested is None and (looks := early.feed(piece)) is not None:
+                characters, style = looks
+                requested = await self._request_sheet(task, characters, _lead_style(task, style))
+        text = "".join(pieces)
         try:
             start, end = text.find("{"), text.rfind("}") + 1
             outline = c.Outline.model_validate(json.loads(text[start:end]))
         except (ValueError, ValidationError) as exc:
             raise LlmError("llm_bad_output", f"the outline was not usable: {exc}", True) from None
-        # The reader's chosen style leads; the model's wording of it follows.
-        if task.brief.style.lower() not in outline.style.lower():
-            outline = outline.model_copy(update={"style": f"{task.brief.style}, {outline.style}".strip(", ")})
+        outline = outline.model_copy(update={"style": _lead_style(task, outline.style)})
         log.info("outline written", extra={"story_id": task.story_id, "usage": usage})
         await self._result(
             c.OutlineReady(story_id=task.story_id, outline=outline, attempt=task.attempt), task.story_id
         )
-        # The character sheet is drawn once, now; every page's picture uses it as its
-        # reference, so the rabbit on page three is the rabbit from page one.
+        if requested != c.sheet_key(outline.characters, outline.style):
+            # Not asked for while writing (the model wrote the looks late), or other looks.
+            await self._request_sheet(task, outline.characters, outline.style)
+
+    async def _request_sheet(self, task: c.OutlineTask, characters: list[c.Character], style: str) -> str:
+        """The character sheet is drawn once per story, as soon as its looks are known;
+        every page's picture uses it as its reference, so the rabbit on page three is the
+        rabbit from page one."""
+        key = c.sheet_key(characters, style)
         await publish_work(
             self.broker,
             self.topo,
             c.ImageTask(
                 story_id=task.story_id,
                 page=c.SHEET_PAGE,
-                prompt=prompts.sheet_prompt(outline),
+                prompt=prompts.sheet_prompt(characters, style),
                 kind="sheet",
                 ratio="16:9",
+                sheet=key,
             ),
             routing_key=self.topo.image_key,
             headers={"story_id": task.story_id},
         )
+        log.info("character sheet requested", extra={"story_id": task.story_id})
+        return key
 
     # ------------------------------------------------------------------ page
     async def write_page(
@@ -255,6 +278,7 @@ class Writer:
                     prompt=prompt,
                     attempt=task.image_attempt,
                     use_sheet=True,
+                    sheet=c.sheet_key(task.outline.characters, task.outline.style),
                 ),
                 routing_key=self.topo.image_key,
                 headers={"story_id": task.story_id},

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import jiter
 
-from services.common.contracts import PageDraft
+from services.common.contracts import Character, PageDraft
 
 
 @dataclass
@@ -80,3 +80,45 @@ def _parse(raw: bytes, mode: str) -> object:
         return jiter.from_json(raw, partial_mode=mode)  # type: ignore[arg-type]
     except ValueError:
         return None
+
+
+class OutlineReader:
+    """Reads the outline JSON while it is being written, for the character sheet.
+
+    The sheet needs the characters and the style, which the model writes before the
+    setting and the page-by-page arc; knowing them early lets the sheet be drawn while
+    the rest of the outline is still being written. `feed` returns them once, when both
+    are complete: the style string closed, and the characters list followed by a later
+    key (so no character is still being written).
+    """
+
+    def __init__(self) -> None:
+        self._buf = ""
+        self._done = False
+
+    def feed(self, piece: str) -> tuple[list[Character], str] | None:
+        self._buf += piece
+        if self._done:
+            return None
+        start = self._buf.find("{")
+        if start < 0:
+            return None
+        raw = self._buf[start:].encode()
+        started = _parse(raw, "trailing-strings")  # every key begun, strings cut short
+        complete = _parse(raw, "on")  # only strings already closed
+        if not isinstance(started, dict) or not isinstance(complete, dict):
+            return None
+        keys = list(started)
+        if "characters" not in keys or keys[-1] == "characters":
+            return None
+        style = complete.get("style")
+        if not isinstance(style, str) or not style.strip():
+            return None
+        if keys[-1] == "style" and started.get("style") != style:
+            return None
+        try:
+            characters = [Character.model_validate(c) for c in complete.get("characters") or []]
+        except ValueError:
+            return None
+        self._done = True
+        return characters, style.strip()

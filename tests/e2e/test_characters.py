@@ -15,16 +15,18 @@ from tests.support.stack import running_stack
 pytestmark = pytest.mark.e2e
 
 
+def page_done(reading: Reading, page: int) -> bool:
+    """Text and picture both there (either may come first)."""
+    return all(any(m["page"] == page for m in reading.of(t)) for t in ("page.text.done", "page.image.done"))
+
+
 async def test_reference_failure_falls_back_to_text_and_says_so(amqp_url: str, tmp_path: Path) -> None:
     with running_stack(amqp_url, tmp_path, name="characters", gateways=1, jimeng_seconds=0.5) as stack:
         reader = Reader(stack.gateway_url)
         reading = Reading()
         try:
             await reader.start("小刺猬找朋友", age=4)
-            await reader.read(
-                reading,
-                until=lambda m: m["type"] == "page.image.done" and m["page"] == 0,
-            )
+            await reader.read(reading, until=lambda m: page_done(reading, 0))
             async with httpx.AsyncClient(timeout=20) as http:
                 # The next jimeng call (page 1's composition) fails: page 1 is drawn from text.
                 await http.post(f"{stack.jimeng_url}/_fake/faults", json={"mode": "plain_error", "count": 1})

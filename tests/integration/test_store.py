@@ -195,3 +195,27 @@ async def test_usage_reports_at_once_are_all_counted_per_story_and_per_day(store
         cost = (await store.read_story(sid))["usage"]
         assert (cost["tokens_in"], cost["tokens_out"], cost["pictures"]) == (200, 60, 20)
 
+
+async def test_a_sheet_drawn_for_a_lost_outline_attempt_is_never_the_storys(store: Store) -> None:
+    sid = await new_story(store)
+    key = c.sheet_key(OUTLINE.characters, OUTLINE.style)
+    lost = c.sheet_key([c.Character(name="Lulu", look="a grey cat")], OUTLINE.style)
+
+    def sheet(k: str) -> c.ImageReady:
+        return c.ImageReady(story_id=sid, page=c.SHEET_PAGE, media_path=f"{sid}/sheet-{k}.webp", sheet=k)
+
+    # The sheet of an attempt whose outline was lost arrives before any outline is stored.
+    await store.apply(sheet(lost))
+    assert (await store.read_story(sid))["character_sheet"]["status"] == "ready"
+    # The outline that was kept has other characters: its own sheet is awaited instead.
+    await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))
+    assert (await store.read_story(sid))["character_sheet"] == {"status": "pending", "url": None}
+    # A late copy of the lost sheet, or its failure, changes nothing.
+    assert (await store.apply(sheet(lost))).events == []
+    error = c.ErrorInfo(code="image_failed", message="x")
+    failed = c.ImageFailed(story_id=sid, page=c.SHEET_PAGE, error=error, sheet=lost)
+    assert (await store.apply(failed)).events == []
+    changes = await store.apply(sheet(key))
+    assert [e.type for e in changes.events] == ["story.sheet.done"]
+    drawn = (await store.read_story(sid))["character_sheet"]
+    assert drawn["status"] == "ready" and drawn["url"].endswith(f"sheet-{key}.webp")

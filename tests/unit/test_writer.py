@@ -1,4 +1,4 @@
-"""The page reader finds the illustration before the text ends and streams the text."""
+"""The page and outline readers find what can start early (picture, sheet) and stream the text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from services.llm_worker.writer import PageReader
+from services.common import contracts as c
+from services.llm_worker.writer import OutlineReader, PageReader
 
 PAGE = {
     "illustration": 'Tutu the rabbit looks up at a huge "silver" moon',
@@ -67,3 +68,62 @@ def test_unusable_pages_are_refused_with_a_reason(raw: str, why: str) -> None:
     reader.feed(raw)
     with pytest.raises(ValueError, match=why):
         reader.finish()
+
+
+OUTLINE_JSON = json.dumps(
+    {
+        "title": "图图去月亮",
+        "characters": [
+            {"name": "图图", "look": "a small white rabbit with a red scarf"},
+            {"name": "Moon", "look": "a round, smiling moon"},
+        ],
+        "style": "crayon, soft colours",
+        "setting": "a quiet meadow",
+        "arc": ["图图 looks up", "图图 builds a ladder", "图图 waves from the moon"],
+    },
+    ensure_ascii=False,
+)
+
+
+def first_sheet(text: str, step: int = 3) -> tuple[int, object]:
+    """Where OutlineReader first gives the sheet's looks when fed `text` in pieces."""
+    reader = OutlineReader()
+    for end in range(step, len(text) + step, step):
+        looks = reader.feed(text[end - step : end])
+        if looks is not None:
+            return end, looks
+    return -1, None
+
+
+def test_the_sheet_is_known_once_characters_and_style_are_complete_before_the_arc() -> None:
+    at, looks = first_sheet(OUTLINE_JSON)
+    assert looks is not None
+    characters, style = looks  # type: ignore[misc]
+    assert [ch.name for ch in characters] == ["图图", "Moon"]
+    assert style == "crayon, soft colours"
+    assert at <= OUTLINE_JSON.index('"setting"') + 12  # long before the arc is written
+    assert at > OUTLINE_JSON.index('colours"')  # not before the style string is closed
+
+
+def test_the_sheet_waits_for_the_last_character_when_the_style_comes_first() -> None:
+    data = json.loads(OUTLINE_JSON)
+    order = ("title", "style", "characters", "arc")
+    reordered = json.dumps({key: data[key] for key in order}, ensure_ascii=False)
+    at, looks = first_sheet(reordered)
+    assert looks is not None
+    assert len(looks[0]) == 2  # type: ignore[index]
+    assert at > reordered.index('"arc"')
+
+
+def test_an_outline_without_style_gives_no_early_sheet() -> None:
+    data = json.loads(OUTLINE_JSON)
+    del data["style"]
+    assert first_sheet(json.dumps(data, ensure_ascii=False)) == (-1, None)
+
+
+def test_a_sheet_key_names_the_looks_and_the_style() -> None:
+    rabbit = [c.Character(name="图图", look="a small white rabbit")]
+    assert c.sheet_key(rabbit, "crayon") == c.sheet_key(list(rabbit), "crayon")
+    assert c.sheet_key(rabbit, "crayon") != c.sheet_key(rabbit, "watercolour")
+    other = [c.Character(name="图图", look="a small grey rabbit")]
+    assert c.sheet_key(rabbit, "crayon") != c.sheet_key(other, "crayon")

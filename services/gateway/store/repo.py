@@ -388,6 +388,7 @@ class Store:
                 prompt=target.image_prompt,
                 attempt=target.image_attempt,
                 use_sheet=True,
+                sheet=_sheet_key(story),
             )
             self._send(session, changes, story_id, self.topo.image_key, task)
         return changes
@@ -429,6 +430,9 @@ class Store:
             return
         story.outline = r.outline.model_dump(mode="json")
         story.title = r.outline.title
+        if story.sheet_path and not _same_sheet(story.sheet_path, _sheet_key(story)):
+            # A sheet drawn for an outline attempt that was lost: this outline's own is coming.
+            story.sheet_status, story.sheet_path = "pending", None
         self._append(session, story, changes, "story.outlined", {"title": r.outline.title})
         task = self._page_task(story, [first], first)
         self._send(session, changes, story.id, self.topo.llm_key, task)
@@ -486,7 +490,10 @@ class Store:
         self, session: AsyncSession, story: Story, r: c.ImageReady, changes: Changes
     ) -> None:
         if r.page == c.SHEET_PAGE:
-            if story.sheet_status != "ready":
+            if _stale_sheet(story, r.sheet):
+                return
+            if story.sheet_status != "ready" or story.outline is None:
+                # Before the outline is stored the latest sheet is kept (and checked then).
                 story.sheet_status, story.sheet_path = "ready", r.media_path
                 self._append(session, story, changes, "story.sheet.done", {"url": media_url(r.media_path)})
             return
@@ -509,7 +516,7 @@ class Store:
         self, session: AsyncSession, story: Story, r: c.ImageFailed, changes: Changes
     ) -> None:
         if r.page == c.SHEET_PAGE:
-            if story.sheet_status == "pending":
+            if story.sheet_status == "pending" and not _stale_sheet(story, r.sheet):
                 story.sheet_status = "failed"
                 self._append(session, story, changes, "story.sheet.failed", {"error": r.error.model_dump()})
             return
@@ -673,3 +680,20 @@ def _page_view(p: Page) -> dict[str, Any]:
             "note": p.image_note,
         },
     }
+
+
+def _sheet_key(story: Story) -> str:
+    """The key of the character sheet the story's outline asks for ("" before the outline)."""
+    if story.outline is None:
+        return ""
+    outline = c.Outline.model_validate(story.outline)
+    return c.sheet_key(outline.characters, outline.style)
+
+
+def _same_sheet(path: str, key: str) -> bool:
+    return not key or f"/sheet-{key}." in path or "/sheet." in path
+
+
+def _stale_sheet(story: Story, key: str) -> bool:
+    """A sheet result for other looks than the stored outline's (from a lost attempt)."""
+    return bool(key) and story.outline is not None and key != _sheet_key(story)
