@@ -20,7 +20,7 @@ from bench.procstat import CORES, raise_nofile
 from bench.report import render
 from bench.targets import check_all
 
-PHASES = ("overhead", "baseline", "sockets", "scaling")
+PHASES = ("overhead", "baseline", "sockets", "scaling", "capacity")
 
 
 def _ints(value: str) -> tuple[int, ...]:
@@ -31,6 +31,16 @@ def _ints(value: str) -> tuple[int, ...]:
     if not items or min(items) < 1:
         raise argparse.ArgumentTypeError("every worker count must be at least 1")
     return items
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
 
 
 def _phases(value: str) -> tuple[str, ...]:
@@ -64,6 +74,24 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     )
     p.add_argument("--sockets", type=int, default=d.sockets, help="idle reader sockets on one gateway")
     p.add_argument("--baseline-stories", type=int, default=d.baseline_stories)
+    p.add_argument(
+        "--capacity-images",
+        type=_positive,
+        default=d.capacity_images,
+        help="capacity run: IMAGE_CONCURRENCY of the one image_worker, and the pictures asked at once",
+    )
+    p.add_argument(
+        "--capacity-image-seconds",
+        type=float,
+        default=d.capacity_image_seconds,
+        help="capacity run: fake jimeng seconds a picture (slow, so the calls stay in flight)",
+    )
+    p.add_argument(
+        "--capacity-llm",
+        type=_positive,
+        default=d.capacity_llm,
+        help="capacity run: LLM_CONCURRENCY of the one llm_worker (3x as many pages are queued)",
+    )
     p.add_argument("--ttft", type=float, default=d.latency.ttft, help="fake Moonshot: seconds to first token")
     p.add_argument("--tps", type=float, default=d.latency.tps, help="fake Moonshot: tokens per second")
     p.add_argument(
@@ -108,6 +136,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         image_concurrency=a.image_concurrency,
         sockets=a.sockets,
         baseline_stories=a.baseline_stories,
+        capacity_images=a.capacity_images,
+        capacity_image_seconds=a.capacity_image_seconds,
+        capacity_llm=a.capacity_llm,
         latency=Latency(ttft=a.ttft, tps=a.tps, image_seconds=a.image_seconds),
         ramp=a.ramp,
         compression=a.compression,
@@ -167,6 +198,8 @@ async def run(options: Options, profile: Path | None, profile_dir: Path | None) 
         results["sockets"] = await phases.socket_memory(options)
     if "scaling" in options.phases:
         results["scaling"] = await phases.scaling(options)
+    if "capacity" in options.phases:
+        results["capacity"] = await phases.capacity(options)
     results["targets"] = [v.as_dict() for v in check_all(results)]
     return results
 

@@ -29,6 +29,11 @@ class Options:
     image_concurrency: int = 16
     sockets: int = 2000
     baseline_stories: int = 10
+    # The capacity runs: one image_worker with this many slow jimeng calls at once (each
+    # taking capacity_image_seconds), and one llm_worker with this LLM_CONCURRENCY.
+    capacity_images: int = 100
+    capacity_image_seconds: float = 20.0
+    capacity_llm: int = 8
     latency: Latency = field(default_factory=Latency)
     ramp: float = 3.0  # seconds over which the readers of a run arrive
     compression: str = "browser"  # what the reader sockets offer: browser | none
@@ -36,7 +41,7 @@ class Options:
     store: str = "sqlite"  # the gateway's story store: sqlite | postgres
     postgres_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     out_dir: str = "bench-results"
-    phases: tuple[str, ...] = ("overhead", "baseline", "sockets", "scaling")
+    phases: tuple[str, ...] = ("overhead", "baseline", "sockets", "scaling", "capacity")
     keep_logs: bool = False
     profile: bool = False
     run_timeout: float = 600.0  # seconds, per run of readers
@@ -72,6 +77,9 @@ def quick(base: Options) -> Options:
         image_concurrency=base.image_concurrency,
         sockets=200,
         baseline_stories=3,
+        capacity_images=20,
+        capacity_image_seconds=5.0,
+        capacity_llm=base.capacity_llm,
         latency=base.latency,
         ramp=1.0,
         compression=base.compression,

@@ -1,4 +1,4 @@
-"""The four measurements of `make bench`, each on its own fresh stack."""
+"""The measurements of `make bench`, each on its own fresh stack."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench import capacity as capacity_runs
 from bench import profiles
 from bench.baseline import BaselinePage, fake_pacing, run_baseline
 from bench.floors import PageJob
@@ -151,3 +152,12 @@ async def scaling(options: Options) -> list[dict[str, Any]]:
             )
         runs.append(run.as_dict())
     return runs
+
+
+async def capacity(options: Options) -> dict[str, Any]:
+    """One image_worker holding many slow jimeng calls, then one llm_worker kept busy
+    by a backlog; each on its own stack without a gateway (see bench.capacity)."""
+    return {
+        "images": await capacity_runs.image_capacity(options),
+        "llm": await capacity_runs.llm_capacity(options),
+    }

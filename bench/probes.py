@@ -52,9 +52,15 @@ class Probes:
             while True:
                 for name, url in self.health_urls.items():
                     started = time.monotonic()
-                    with contextlib.suppress(httpx.HTTPError):
+                    try:
                         await http.get(f"{url}/healthz")
-                        self.lag.setdefault(name, []).append(time.monotonic() - started)
+                    except (httpx.ConnectError, httpx.ConnectTimeout):
+                        continue  # nothing listening: a dead process, not a slow loop
+                    except httpx.HTTPError:
+                        # A loop stalled for seconds wakes to uvicorn's keep-alive timer and
+                        # drops the waiting request: that wait is the lag, so it counts too.
+                        pass
+                    self.lag.setdefault(name, []).append(time.monotonic() - started)
                 await asyncio.sleep(EVERY)
 
     async def _broker(self) -> None:

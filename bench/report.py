@@ -268,4 +268,137 @@ def render(results: dict[str, Any]) -> str:
         lines += profiles.render(found)
     if runs := results.get("scaling"):
         lines += scaling(runs)
+    if found := results.get("capacity"):
+        lines += capacity(found)
     return "\n".join(lines)
+
+
+def _row(label: str, text: str) -> str:
+    return f"    {label:26}{text}"
+
+
+def _cpu(run: dict[str, Any]) -> str:
+    procs = sorted(run.get("processes", {}).items(), key=lambda kv: -kv[1]["cpu_pct"])
+    parts = [f"{name} {use['cpu_pct']:.0f} (peak {use['peak_cpu_pct']:.0f})" for name, use in procs[:4]]
+    m = run.get("machine", {})
+    return f"{', '.join(parts)}; machine {m.get('cpu_pct', 0):.0f}% of all cores"
+
+
+def _capacity_probes(run: dict[str, Any]) -> list[str]:
+    found = run.get("probes") or {}
+    lines = []
+    for name, s in found.get("loop_lag_ms", {}).items():
+        figures = ", ".join(f"{q} {_f(s.get(q), 1, 0)}" for q in ("p50", "p95", "p99", "max"))
+        lines.append(_row("event loop, ms", f"{name} GET /healthz: {figures}"))
+    confirm = (found.get("broker_confirm_ms") or {}).get("quorum") or {}
+    if confirm:
+        figures = ", ".join(f"{q} {_f(confirm.get(q), 1, 0)}" for q in ("p50", "p99"))
+        lines.append(_row("broker confirm, ms", f"quorum queue: {figures}"))
+    return lines
+
+
+def _timeline(values: list[int]) -> str:
+    return " ".join(str(v) for v in values) if values else "–"
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    return _f(100 * value if isinstance(value, int | float) else math.nan, digits, 0)
+
+
+def _connection(broker: dict[str, Any]) -> str:
+    before, after = broker.get("before") or {}, broker.get("after") or {}
+    if broker["kept"] is None:
+        return f"not checked ({broker['why']})"
+    if broker["kept"]:
+        return (
+            f"the same connection before and after (heartbeat {after.get('heartbeat_s')} s; "
+            f"frames received {before.get('recv_cnt')} → {after.get('recv_cnt')})"
+        )
+    if before and after:
+        later = (after["connected_at"] - before["connected_at"]) / 1000
+        return (
+            f"LOST: {before['pid']} was closed; the worker connected again as {after['pid']}, "
+            f"{later:.1f} s after the first one opened"
+        )
+    return f"LOST: no connection named {broker['name']} after the run ({broker['why']})"
+
+
+def capacity_images(run: dict[str, Any]) -> list[str]:
+    broker, n = run["broker"], run["tasks"]
+    missed = broker.get("missed_heartbeats")
+    closes = (
+        "log not readable"
+        if missed is None
+        else f"{missed['ours']} of ours ({missed['all']} in all) in {broker['log']} during the run"
+    )
+    return [
+        f"  image_worker: IMAGE_CONCURRENCY {run['concurrency']}, {n} pictures asked at once, "
+        f"{run['image_seconds']:.1f} s each at the fake; AMQP heartbeat asked "
+        f"{broker['heartbeat_asked_s']} s",
+        _row(
+            "jimeng calls in flight",
+            f"peak {run['peak_in_flight']}; the first {_f(run['first_call_s'], 2, 0)} s and all {n} "
+            f"{_f(run['all_in_flight_s'], 2, 0)} s after publishing began "
+            f"(publishing took {_f(run['publish_s'], 2, 0)} s)",
+        ),
+        _row(
+            "",
+            f"time-weighted mean {_f(run['mean_in_flight'], 1, 0)} from the first call until the first "
+            f"picture came back ({_f(run['mean_window_s'], 1, 0)} s)",
+        ),
+        _row("in flight, each second", _timeline(run["timeline"])),
+        _row(
+            "results",
+            f"{run['pictures']} pictures, {run['failed']} failed, the last {_f(run['wall_s'], 1, 0)} s after "
+            f"publishing; jimeng calls {run['jimeng_calls']} ({run['calls_beyond_tasks']} beyond one per "
+            f"task); duplicate results {run['duplicates']}",
+        ),
+        _row("broker connection", _connection(broker)),
+        _row("missed-heartbeat closes", closes),
+        *_capacity_probes(run),
+        _row("CPU, % of one core", _cpu(run)),
+    ]
+
+
+def capacity_llm(run: dict[str, Any]) -> list[str]:
+    k = run["concurrency"]
+    return [
+        f"  llm_worker: LLM_CONCURRENCY {k}, MOONSHOT_CONCURRENCY {k}, no RPM limit; "
+        f"{run['tasks']} first pages queued at once",
+        _row(
+            "chat streams in flight",
+            f"peak {run['peak_in_flight']}; time-weighted mean {_f(run['mean_in_flight'], 2, 0)} of {k} "
+            f"({_pct(run['busy_share'])}%) from the first stream's start to the last one's "
+            f"({_f(run['window_s'], 1, 0)} s, pages waiting throughout)",
+        ),
+        _row("", f"all {k} busy in {_pct(run['all_busy_polls_share'], 0)}% of the polls (every 0.1 s) then"),
+        _row("in flight, each second", _timeline(run["timeline"])),
+        _row(
+            "pages",
+            f"{run['pages']} written, {run['failed']} failed, the last {_f(run['wall_s'], 1, 0)} s after "
+            f"publishing: {_f(run['pages_per_s'], 2, 0)} pages/s; {k} streams of "
+            f"{_f(run['mean_stream_s'], 2, 0)} s back to back: {_f(run['ideal_pages_per_s'], 2, 0)}",
+        ),
+        _row(
+            "",
+            f"streams {run['streams']} ({run['streams_beyond_tasks']} beyond one per page); "
+            f"duplicate results {run['duplicates']}",
+        ),
+        *_capacity_probes(run),
+        _row("CPU, % of one core", _cpu(run)),
+    ]
+
+
+def capacity(found: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "F. CAPACITY: one worker process of each kind, its tasks published straight to the broker "
+        "(no gateway);",
+        "   in flight as the fakes count it (time-weighted means exact, from their integral of the count)",
+        RULE,
+    ]
+    if run := found.get("images"):
+        lines += capacity_images(run)
+    if run := found.get("llm"):
+        lines += capacity_llm(run)
+    return lines

@@ -43,6 +43,11 @@ class StackSpec:
     pages: int = 3
     latency: Latency = field(default_factory=Latency)
     with_workers: bool = True  # False: the gateway alone (the idle-socket measurement)
+    # False: the fakes and workers alone (the capacity runs publish the tasks and read
+    # the results queue themselves).
+    gateway: bool = True
+    # Service environment over the defaults below (e.g. a RABBITMQ_URL with a short heartbeat).
+    env: dict[str, str] = field(default_factory=dict)
     # Run the gateway and the first worker of each kind under cProfile (a diagnostic run:
     # profiling slows them down), writing <name>.prof into this directory.
     profile_dir: Path | None = None
@@ -95,7 +100,7 @@ class BenchStack:
 
 def _service_env(spec: StackSpec) -> dict[str, str]:
     # The fakes have no account budget: the pipeline, not an RPM limit, is measured.
-    return {
+    env = {
         "LLM_CONCURRENCY": str(spec.llm_concurrency),
         "MOONSHOT_CONCURRENCY": str(spec.llm_concurrency),
         "MOONSHOT_RPM": "0",
@@ -105,6 +110,7 @@ def _service_env(spec: StackSpec) -> dict[str, str]:
         "MAX_QUEUE_DEPTH": "1000000",
         "LOG_LEVEL": "INFO",
     }
+    return env | spec.env
 
 
 def _config(spec: StackSpec, tmp: Path, prefix: str, rabbitmq_url: str, database_url: str) -> StackConfig:
@@ -132,7 +138,7 @@ def _start(stack: Stack, spec: StackSpec) -> None:
         stack.start_fakes()
     if spec.profile_dir is not None:
         _start_profiled(stack, spec.profile_dir, with_workers=spec.with_workers)
-    else:
+    elif spec.gateway:
         stack.start_gateway(0)
     if spec.with_workers:
         first = 1 if spec.profile_dir is not None else 0

@@ -14,6 +14,8 @@ SOCKET_KIB = 100.0
 LINEAR_EFFICIENCY = 0.8  # speedup / workers counted as near-linear
 MACHINE_SATURATED_PCT = 85.0  # of all cores, averaged over the run
 PROCESS_SATURATED_PCT = 90.0  # of one core: a single-threaded process can do no more
+CAPACITY_IMAGES = 100  # slow jimeng calls one image_worker must hold (the issue's figure)
+CAPACITY_BUSY_SHARE = 0.95  # of LLM_CONCURRENCY, time-weighted, while a backlog waits
 
 
 @dataclass(frozen=True)
@@ -233,5 +235,107 @@ def check_scaling(results: dict[str, Any]) -> list[Verdict]:
     return [Verdict(name, target, measured, True, f"near-linear up to {last} workers, not saturated")]
 
 
+def _ms(value: Any) -> str:
+    number = _num(value)
+    return "–" if math.isnan(number) else f"{number:.0f} ms"
+
+
+def _image_problems(run: dict[str, Any]) -> list[str]:
+    n, broker = run["tasks"], run["broker"]
+    problems = []
+    if run["peak_in_flight"] < n:
+        problems.append(f"only {run['peak_in_flight']} of {n} jimeng calls were in flight at once")
+    if broker["kept"] is False:
+        problems.append("the worker's broker connection was closed or replaced during the run")
+    missed = (broker.get("missed_heartbeats") or {}).get("ours")
+    if missed:
+        problems.append(f"RabbitMQ closed the worker's connection {missed}x for missed heartbeats")
+    if run["pictures"] < n:
+        problems.append(f"{run['pictures']} of {n} pictures came back ({run['failed']} failed)")
+    if run["calls_beyond_tasks"] > 0 or run["duplicates"]:
+        problems.append(
+            f"{run['calls_beyond_tasks']} jimeng calls beyond one per task and {run['duplicates']} "
+            "duplicate results: tasks were redelivered"
+        )
+    return problems
+
+
+def _heartbeats(broker: dict[str, Any]) -> str:
+    """hb kept / lost / ?: the worker's connection survived and RabbitMQ logged no missed heartbeat."""
+    missed = (broker.get("missed_heartbeats") or {}).get("ours")
+    if broker["kept"] is False or missed:
+        return "hb lost"
+    return "hb ?" if broker["kept"] is None or missed is None else "hb kept"
+
+
+def check_image_capacity(run: dict[str, Any]) -> Verdict:
+    n, broker = run["tasks"], run["broker"]
+    missed = (broker.get("missed_heartbeats") or {}).get("ours")
+    name = "image_worker: slow jimeng calls in flight (1 process)"
+    measured = f"peak {run['peak_in_flight']}, {_heartbeats(broker)}"
+    target = f"≥ {n}, hb kept"
+    lag = _ms(_get(run, "probes", "loop_lag_ms", "image_worker", "p99"))
+    problems = _image_problems(run)
+    if problems:
+        worst = _ms(_get(run, "probes", "loop_lag_ms", "image_worker", "max"))
+        why = f"{'; '.join(problems)}; worker loop lag p99 {lag}, max {worst}"
+        return Verdict(name, target, measured, False, why)
+    after = _num(run.get("all_in_flight_s"))
+    note = (
+        f"all {n} in flight {after:.1f} s after publishing, each held {run['image_seconds']:.0f} s; "
+        f"worker loop lag p99 {lag}; {run['pictures']}/{n} pictures back"
+    )
+    if broker["kept"] is None or missed is None:
+        return Verdict(name, target, measured, None, f"{note}; heartbeats not checked: {broker['why']}")
+    note += f"; same broker connection throughout (heartbeat {broker['after']['heartbeat_s']} s), 0 missed"
+    if n < CAPACITY_IMAGES:
+        note += f"; {n} calls, fewer than the issue's {CAPACITY_IMAGES} (--capacity-images)"
+    return Verdict(name, target, measured, True, note)
+
+
+def check_llm_capacity(run: dict[str, Any]) -> Verdict:
+    k, share = run["concurrency"], _num(run.get("busy_share"))
+    name = "llm_worker: configured concurrency busy (backlog waiting)"
+    target = f"{k} of {k} (≥ {CAPACITY_BUSY_SHARE:.0%})"
+    measured = f"peak {run['peak_in_flight']}, mean {_num(run.get('mean_in_flight')):.2f} ({share:.1%})"
+    ok = run["peak_in_flight"] >= k and share >= CAPACITY_BUSY_SHARE and run["pages"] == run["tasks"]
+    lag = _ms(_get(run, "probes", "loop_lag_ms", "llm_worker", "p99"))
+    worker = _num(_get(run, "processes", "llm_worker", "cpu_pct"))
+    facts = (
+        f"{run['tasks']} pages queued at once; streams of {_num(run.get('mean_stream_s')):.1f} s; "
+        f"{_num(run.get('pages_per_s')):.2f} pages/s of {_num(run.get('ideal_pages_per_s')):.2f} ideal; "
+        f"worker loop lag p99 {lag}, CPU {worker:.0f}% of a core"
+    )
+    if ok:
+        return Verdict(name, target, measured, True, facts)
+    problems = []
+    if run["peak_in_flight"] < k:
+        problems.append(f"never more than {run['peak_in_flight']} of {k} streams at once")
+    if share < CAPACITY_BUSY_SHARE:
+        problems.append(
+            f"on average {k - _num(run.get('mean_in_flight')):.2f} of {k} slots idle between one stream's "
+            "end and the next one's start"
+        )
+    if run["pages"] < run["tasks"]:
+        problems.append(f"{run['pages']} of {run['tasks']} pages written ({run['failed']} failed)")
+    return Verdict(name, target, measured, False, f"{'; '.join(problems)}; {facts}")
+
+
+def check_capacity(results: dict[str, Any]) -> list[Verdict]:
+    found = results.get("capacity") or {}
+    verdicts = []
+    if found.get("images"):
+        verdicts.append(check_image_capacity(found["images"]))
+    if found.get("llm"):
+        verdicts.append(check_llm_capacity(found["llm"]))
+    return verdicts
+
+
 def check_all(results: dict[str, Any]) -> list[Verdict]:
-    return [*check_events(results), *check_floor(results), *check_sockets(results), *check_scaling(results)]
+    return [
+        *check_events(results),
+        *check_floor(results),
+        *check_sockets(results),
+        *check_scaling(results),
+        *check_capacity(results),
+    ]

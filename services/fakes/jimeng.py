@@ -13,7 +13,9 @@ stop working after a while (403, like the real CDN) or base64 with
 Control (no auth): `POST /_fake/faults {"mode", "count", "seconds"}` makes the next
 `count` generation/composition requests that reach the upstream step fail in `mode`;
 `DELETE /_fake/faults` clears; `POST /_fake/sessions {"dead": [...], "live": [...]}`
-kills or revives session ids; `GET /_fake/stats` counts what happened.
+kills or revives session ids; `GET /_fake/stats` counts what happened, with the
+generation/composition requests being served now (`in_flight`, `peak_in_flight`, and
+their integral over time, see serving.InFlight).
 """
 
 from __future__ import annotations
@@ -43,9 +45,11 @@ from PIL import Image, UnidentifiedImageError
 from services.fakes import pictures
 from services.fakes.serving import (
     FaultQueue,
+    InFlight,
     add_fault_option,
     add_fault_routes,
     check_fault_modes,
+    count_in_flight,
     run,
     shorten,
 )
@@ -62,6 +66,7 @@ MODELS = (
 DEFAULT_MODEL = "jimeng-4.5"
 RESOLUTIONS = ("1k", "2k", "4k")
 IMAGES_PER_REQUEST = 4
+DRAWING_PATHS = ("/v1/images/generations", "/v1/images/compositions")
 
 LOGIN_EXPIRED = "[登录失效]: check login error。请重新获取refresh_token并更新配置"
 
@@ -110,6 +115,8 @@ class Stats:
     last_request: Any = None
     # The most recent image URLs handed out, so a test can watch them expire.
     urls: deque[str] = field(default_factory=lambda: deque(maxlen=50))
+    # Generation/composition requests being served (the slow calls a worker holds open).
+    in_flight: InFlight = field(default_factory=InFlight)
 
 
 class Sessions:
@@ -168,6 +175,7 @@ def create_app(config: JimengConfig) -> FastAPI:
     secret = secrets.token_bytes(32)
     pick = random.Random()
     add_fault_routes(app, faults)
+    count_in_flight(app, stats.in_flight, DRAWING_PATHS)
 
     def sign(name: str, expires: int) -> str:
         return hmac.new(secret, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
@@ -202,6 +210,7 @@ def create_app(config: JimengConfig) -> FastAPI:
             "files": len(files),
             "last_request": stats.last_request,
             "urls": list(stats.urls),
+            **stats.in_flight.as_dict(),
         }
 
     @app.post("/_fake/sessions")

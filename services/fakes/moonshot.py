@@ -11,7 +11,9 @@ the llm_worker's prompts with small real stories.
 
 Control (no auth): `POST /_fake/faults {"mode", "count", "seconds"}` makes the next
 `count` authenticated chat requests fail in `mode`; `DELETE /_fake/faults` clears;
-`GET /_fake/stats` counts what happened.
+`GET /_fake/stats` counts what happened, with the chat completions being served now
+(`in_flight`, `peak_in_flight`: a stream counts until it ends; and their integral over
+time, see serving.InFlight).
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from services.fakes import storytext
 from services.fakes.serving import (
     Fault,
     FaultQueue,
+    InFlight,
     add_fault_option,
     add_fault_routes,
     check_fault_modes,
+    count_in_flight,
     run,
     shorten,
 )
@@ -114,6 +118,8 @@ class Stats:
     completions: int = 0
     models: dict[str, int] = field(default_factory=dict)
     last_request: Any = None
+    # Chat completions being served, streams until their last byte.
+    in_flight: InFlight = field(default_factory=InFlight)
 
 
 def create_app(config: MoonshotConfig) -> FastAPI:
@@ -123,6 +129,7 @@ def create_app(config: MoonshotConfig) -> FastAPI:
         faults.add(mode, count=count)
     stats = Stats()
     add_fault_routes(app, faults)
+    count_in_flight(app, stats.in_flight, ("/v1/chat/completions",))
 
     def unauthorized(request: Request) -> JSONResponse | None:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
@@ -143,6 +150,7 @@ def create_app(config: MoonshotConfig) -> FastAPI:
             "faults_served": dict(faults.served),
             "pending_faults": faults.pending(),
             "last_request": stats.last_request,
+            **stats.in_flight.as_dict(),
         }
 
     @app.get("/v1/models")

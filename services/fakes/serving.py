@@ -6,6 +6,7 @@ import argparse
 import socket
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 # ------------------------------------------------------------------------ faults
 
@@ -105,6 +107,88 @@ def shorten(value: Any, *, limit: int = 200) -> Any:
     if isinstance(value, dict):
         return {k: shorten(v, limit=limit) for k, v in value.items()}
     return value
+
+
+# ------------------------------------------------------------------------ in flight
+
+
+class InFlight:
+    """Upstream requests being served right now, the most at once, and the integral of
+    that count over time.
+
+    The integral (`in_flight_seconds`) is what makes a time-weighted mean exact: between
+    two reads of /_fake/stats it is Δ in_flight_seconds / Δ clock, with no sampling. The
+    first and the latest request start are kept with the integral at that moment, so the
+    mean over "while requests were still starting" needs no reads at those instants.
+    Times are time.monotonic() of this host: another process on the same Linux host can
+    compare them with its own clock. Everything runs on the server's one event loop.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.peak_at: float | None = None  # when `peak` was first reached
+        self.area = 0.0  # request-seconds served so far
+        self.first_start: tuple[float, float] | None = None  # (clock, area) at that moment
+        self.last_start: tuple[float, float] | None = None
+        self._since = time.monotonic()
+
+    def _advance(self) -> float:
+        now = time.monotonic()
+        self.area += self.now * (now - self._since)
+        self._since = now
+        return now
+
+    def enter(self) -> None:
+        at = self._advance()
+        self.now += 1
+        if self.first_start is None:
+            self.first_start = (at, self.area)
+        self.last_start = (at, self.area)
+        if self.now > self.peak:
+            self.peak, self.peak_at = self.now, at
+
+    def leave(self) -> None:
+        self._advance()
+        self.now -= 1
+
+    def as_dict(self) -> dict[str, Any]:
+        def mark(value: tuple[float, float] | None) -> dict[str, float] | None:
+            return None if value is None else {"at": value[0], "in_flight_seconds": value[1]}
+
+        clock = self._advance()  # first: the integral must be the one at `clock`
+        return {
+            "in_flight": self.now,
+            "peak_in_flight": self.peak,
+            "peak_in_flight_at": self.peak_at,
+            "in_flight_seconds": self.area,
+            "clock": clock,
+            "first_start": mark(self.first_start),
+            "last_start": mark(self.last_start),
+        }
+
+
+class CountInFlight:
+    """ASGI middleware: a request to one of `paths` counts from its arrival until its
+    response has been sent in full or its client has gone; a stream counts until it ends."""
+
+    def __init__(self, app: ASGIApp, *, counter: InFlight, paths: Collection[str]) -> None:
+        self.app, self.counter, self.paths = app, counter, frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        self.counter.enter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.counter.leave()
+
+
+def count_in_flight(app: FastAPI, counter: InFlight, paths: Collection[str]) -> None:
+    """Count the requests to `paths` in `counter` (before the app starts serving)."""
+    app.add_middleware(CountInFlight, counter=counter, paths=paths)
 
 
 # ------------------------------------------------------------------------ serving

@@ -9,7 +9,8 @@ from services.common.bus import _MetricNames
 
 
 def destination(exchange: str, routing_key: str) -> str:
-    msg: Any = SimpleNamespace(raw_message=SimpleNamespace(exchange=exchange, routing_key=routing_key), body=b"{}")
+    raw = SimpleNamespace(exchange=exchange, routing_key=routing_key)
+    msg: Any = SimpleNamespace(raw_message=raw, body=b"{}")
     return str(_MetricNames().get_consume_attrs_from_message(msg)["destination_name"])
 
 
