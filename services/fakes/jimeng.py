@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import io
@@ -33,7 +34,7 @@ import re
 import secrets
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,7 +172,7 @@ def create_app(config: JimengConfig) -> FastAPI:
         faults.add(mode, count=count)
     sessions = Sessions(live=config.live_ids, dead=config.dead_ids)
     stats = Stats()
-    files: OrderedDict[str, bytes] = OrderedDict()
+    files: OrderedDict[str, bytes | Callable[[], bytes]] = OrderedDict()
     secret = secrets.token_bytes(32)
     pick = random.Random()
     add_fault_routes(app, faults)
@@ -292,24 +293,38 @@ def create_app(config: JimengConfig) -> FastAPI:
             return fail(exc.code, exc.message)
 
         stats.models_used[params.model] += 1
+        # The configured time is the whole wait: the first picture is rendered while
+        # waiting, the other three only if someone downloads them (the way a client that
+        # keeps one of the four costs this fake one render, not four).
+        draw = [
+            functools.partial(
+                pictures.render,
+                params.prompt,
+                ratio=params.ratio,
+                variant=i,
+                reference=reference,
+                long_side=config.long_side,
+            )
+            for i in range(IMAGES_PER_REQUEST)
+        ]
+        first = asyncio.ensure_future(asyncio.to_thread(draw[0]))
         await asyncio.sleep(config.image_seconds)
-        images = await asyncio.to_thread(
-            _render_set, params.prompt, params.ratio, reference, config.long_side
-        )
+        images: list[bytes | Callable[[], bytes]] = [await first, *draw[1:]]
         data: list[dict[str, str]] = []
         base = str(request.base_url).rstrip("/")
         expires = math.ceil(time.time() + config.url_ttl)
         for picture in images:
             name = f"{secrets.token_hex(16)}.webp"
-            files[name] = picture
-            while len(files) > config.max_files:
-                files.popitem(last=False)
             if params.response_format == "b64_json":
+                picture = picture if isinstance(picture, bytes) else await asyncio.to_thread(picture)
                 data.append({"b64_json": base64.b64encode(picture).decode()})
             else:
                 url = f"{base}/files/{name}?expires={expires}&sig={sign(name, expires)}"
                 data.append({"url": url})
                 stats.urls.append(url)
+            files[name] = picture
+            while len(files) > config.max_files:
+                files.popitem(last=False)
         result: dict[str, Any] = {"created": int(time.time()), "data": data}
         if composition:
             result |= {
@@ -329,6 +344,8 @@ def create_app(config: JimengConfig) -> FastAPI:
         picture = files.get(name)
         if picture is None:
             return _denied("NoSuchKey", "The specified key does not exist.", status=404)
+        if not isinstance(picture, bytes):  # drawn on its first download
+            picture = files[name] = await asyncio.to_thread(picture)
         if request.method == "GET":
             stats.images_served += 1
         return Response(picture, media_type="image/webp")
@@ -431,13 +448,6 @@ async def _reference(request: Request, source: str) -> Image.Image:
     except (UnidentifiedImageError, OSError):
         raise Failure(-1000, f"上传文件失败: {source[:60]} 不是可识别的图片") from None
     return image
-
-
-def _render_set(prompt: str, ratio: str, reference: Image.Image | None, long_side: int) -> list[bytes]:
-    return [
-        pictures.render(prompt, ratio=ratio, variant=i, reference=reference, long_side=long_side)
-        for i in range(IMAGES_PER_REQUEST)
-    ]
 
 
 async def _hold(request: Request, seconds: float) -> bool:
