@@ -48,11 +48,13 @@ class Floor:
     complete: float
     # The parts: what page 0 waits for before its own call (premise check, outline),
     # then from the start of the page's own call: its illustration and its whole text;
-    # and how long a picture waits for the character sheet beyond its illustration.
+    # and how long a picture waits for the character sheet beyond its illustration, and
+    # when the sheet is done counted from the outline's end (0 when there is none).
     before_s: float
     illustration_s: float
     text_s: float
     sheet_wait_s: float
+    sheet_s: float
     tokens: int
     outline_tokens: int
     text_matches: bool  # the rebuilt reply has the text the reader got (the floor is of that page)
@@ -144,6 +146,7 @@ def floor_of(job: PageJob, latency: Latency) -> Floor:
         illustration_s=stream(ill_close),
         text_s=stream(tokens - 1),
         sheet_wait_s=max(0.0, sheet_done - illustration),
+        sheet_s=max(0.0, sheet_done - before),
         tokens=tokens,
         outline_tokens=outline_tokens,
         text_matches=json.loads(content)["text"] == job.stored_text,

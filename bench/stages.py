@@ -52,7 +52,7 @@ FIRST_PAGE = (
         "outlined → sheet stored",
         stored("story.outlined", story=True),
         stored("story.sheet.done", story=True),
-        lambda f, lat: lat.image_seconds,
+        lambda f, lat: f["sheet_s"],
     ),
     Stage(
         "outlined → illustration stored",
