@@ -97,7 +97,15 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument(
         "--image-seconds", type=float, default=d.latency.image_seconds, help="fake jimeng: per picture"
     )
-    p.add_argument("--ramp", type=float, default=d.ramp, help="seconds over which readers arrive")
+    p.add_argument(
+        "--ramp", type=float, default=d.ramp, help="seconds over which the latency run's readers arrive"
+    )
+    p.add_argument(
+        "--read-seconds",
+        type=float,
+        default=d.read_seconds,
+        help="seconds a reader of the latency run reads a page before choosing (0: at once)",
+    )
     p.add_argument("--compression", choices=("browser", "none"), default=d.compression)
     p.add_argument("--phases", type=_phases, default=d.phases, help=f"subset of {','.join(PHASES)}")
     p.add_argument("--rabbitmq-url", default=os.environ.get("RABBITMQ_URL", d.rabbitmq_url))
@@ -141,6 +149,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         capacity_llm=a.capacity_llm,
         latency=Latency(ttft=a.ttft, tps=a.tps, image_seconds=a.image_seconds),
         ramp=a.ramp,
+        read_seconds=a.read_seconds,
         compression=a.compression,
         rabbitmq_url=a.rabbitmq_url,
         store=a.store,

@@ -35,7 +35,12 @@ class Options:
     capacity_image_seconds: float = 20.0
     capacity_llm: int = 8
     latency: Latency = field(default_factory=Latency)
-    ramp: float = 3.0  # seconds over which the readers of a run arrive
+    # The latency run's readers arrive over `ramp` seconds and read each page for
+    # `read_seconds` before choosing: the pace of a child hearing a picture-book page
+    # read aloud. The scaling runs read nothing (0 s) and arrive over 3 s: they measure
+    # how many pages a second the machine can make, not what a reader waits.
+    ramp: float = 30.0
+    read_seconds: float = 30.0
     compression: str = "browser"  # what the reader sockets offer: browser | none
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     store: str = "sqlite"  # the gateway's story store: sqlite | postgres
@@ -82,6 +87,7 @@ def quick(base: Options) -> Options:
         capacity_llm=base.capacity_llm,
         latency=base.latency,
         ramp=1.0,
+        read_seconds=5.0,
         compression=base.compression,
         rabbitmq_url=base.rabbitmq_url,
         store=base.store,

@@ -21,6 +21,8 @@ from bench.stats import summary
 
 log = logging.getLogger("bench")
 
+SCALE_RAMP = 3.0  # seconds over which a scaling run's readers arrive (they read nothing)
+
 
 def overhead_spec(options: Options, profile_dir: Path | None = None) -> StackSpec:
     """Enough concurrency that no reader waits for a free slot: the pipeline is measured,
@@ -148,7 +150,13 @@ async def scaling(options: Options) -> list[dict[str, Any]]:
         async with running(spec, rabbitmq_url=options.rabbitmq_url, keep_logs=options.keep_logs) as stack:
             log.info("scaling run: %d worker(s) of each kind, %d readers", workers, options.scale_readers)
             run, _, _ = await load_run(
-                f"workers={workers}", stack, spec, options, readers=options.scale_readers
+                f"workers={workers}",
+                stack,
+                spec,
+                options,
+                readers=options.scale_readers,
+                read_seconds=0.0,
+                ramp=SCALE_RAMP,
             )
         runs.append(run.as_dict())
     return runs

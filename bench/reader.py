@@ -1,7 +1,10 @@
 """A reader over the real HTTP API and WebSocket, timing every page it plays.
 
-It starts a story, connects, and on every `page.text.done` chooses choice 0 at once,
-until it has `pages` pages with their text and their picture. Times are taken the
+It starts a story, connects, and when a page's `page.text.done` arrives it reads the
+page for `read_seconds` (0: not at all) and chooses choice 0, until it has `pages`
+pages with their text and their picture. Reading time is the pace of a person: a
+child hearing a picture-book page read aloud takes half a minute or so; with 0 every
+reader asks for its next page the moment it can, which measures capacity, not latency. Times are taken the
 moment a frame is received (before anything else is done with it).
 """
 
@@ -104,10 +107,20 @@ def _at_seconds(value: Any) -> float | None:
 
 
 class StoryReader:
-    def __init__(self, base_url: str, http: httpx.AsyncClient, *, pages: int, compression: str) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        http: httpx.AsyncClient,
+        *,
+        pages: int,
+        compression: str,
+        read_seconds: float = 0.0,
+    ) -> None:
         self.base_url = base_url
         self.http = http
         self.pages = pages
+        self.read_seconds = read_seconds
+        self._reading_tasks: set[asyncio.Task[None]] = set()
         self.options = socket_options(compression)
         self.reading = Reading()
         self._connected_at = 0.0
@@ -184,12 +197,37 @@ class StoryReader:
         page = int(msg["page"])
         if page + 1 >= self.pages or not msg.get("choices") or page + 1 in self.reading.pages:
             return
+        if self.read_seconds <= 0:
+            await self._choose(ws, page)
+            return
+
+        async def read_then_choose() -> None:
+            await asyncio.sleep(self.read_seconds)
+            try:
+                await self._choose(ws, page)
+            except Exception as exc:  # the socket closed while the page was read
+                self.reading.error = self.reading.error or f"{type(exc).__name__}: {exc}"[:300]
+
+        task = asyncio.create_task(read_then_choose())
+        self._reading_tasks.add(task)
+        task.add_done_callback(self._reading_tasks.discard)
+
+    async def _choose(self, ws: ClientConnection, page: int) -> None:
+        if page + 1 in self.reading.pages:
+            return
         self.reading.pages[page + 1] = PageTimes(page + 1, time.monotonic(), time.time())
         await ws.send(json.dumps({"type": "choose", "page": page, "choice": 0}))
 
 
 async def play_all(
-    base_url: str, *, readers: int, pages: int, ramp: float, compression: str, limit: float
+    base_url: str,
+    *,
+    readers: int,
+    pages: int,
+    ramp: float,
+    compression: str,
+    limit: float,
+    read_seconds: float = 0.0,
 ) -> tuple[list[Reading], float]:
     """Run `readers` readers arriving over `ramp` seconds; their readings and the wall time."""
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
@@ -198,7 +236,9 @@ async def play_all(
 
         async def one(n: int) -> Reading:
             await asyncio.sleep(ramp * n / max(readers, 1))
-            reader = StoryReader(base_url, http, pages=pages, compression=compression)
+            reader = StoryReader(
+                base_url, http, pages=pages, compression=compression, read_seconds=read_seconds
+            )
             return await reader.play(n, limit=limit)
 
         readings = await asyncio.gather(*(one(n) for n in range(readers)))

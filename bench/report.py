@@ -58,8 +58,9 @@ def latency(run: dict[str, Any]) -> list[str]:
         f"A. LATENCY: {run['readers']} readers × {run['pages']} pages · {spec['llm_workers']} llm_worker "
         f"(concurrency {spec['llm_concurrency']}) + {spec['image_workers']} image_worker "
         f"(concurrency {spec['image_concurrency']}) · {run['pages_per_s']:.2f} pages/s",
-        "   page 0 is timed from POST /api/stories (it includes the outline); "
-        "later pages from the choose frame",
+        f"   a reader reads each page for {run.get('read_seconds', 0.0):g} s once its text is done, "
+        "then chooses; page 0 is timed from POST /api/stories",
+        "   (it includes the premise check and the outline), later pages from the choose frame",
         f"  {'seconds':26}{'p50':>8}{'p95':>8}{'p99':>8}  {'floor p50':>9}   "
         f"{'over floor, ms:':>15}{'p50':>7}{'p95':>7}{'p99':>7}",
         RULE,

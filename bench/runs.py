@@ -35,6 +35,7 @@ class LoadRun:
     readers: int
     pages: int
     spec: dict[str, Any]
+    read_seconds: float = 0.0  # how long each reader read a page before choosing
     wall_s: float = 0.0
     pages_complete: int = 0
     pages_per_s: float = 0.0
@@ -128,9 +129,15 @@ async def load_run(
     *,
     readers: int,
     profile: Path | None = None,
+    read_seconds: float | None = None,
+    ramp: float | None = None,
 ) -> tuple[LoadRun, list[Reading], dict[str, list[PageJob]]]:
-    """Drive `readers` readers through `options.pages` pages on a running stack."""
-    run = LoadRun(name=name, readers=readers, pages=options.pages, spec=asdict(spec))
+    """Drive `readers` readers through `options.pages` pages on a running stack.
+
+    `read_seconds`, `ramp`: how long a reader reads a page before choosing, and over how
+    long the readers arrive (default: the options')."""
+    pace = options.read_seconds if read_seconds is None else read_seconds
+    run = LoadRun(name=name, readers=readers, pages=options.pages, spec=asdict(spec), read_seconds=pace)
     busy_before = await wait_quiet(options.quiet_wait)
     instruments = Instruments.of(stack)
     instruments.start()
@@ -140,9 +147,10 @@ async def load_run(
                 stack.gateway_url,
                 readers=readers,
                 pages=options.pages,
-                ramp=options.ramp,
+                ramp=options.ramp if ramp is None else ramp,
                 compression=options.compression,
                 limit=options.run_timeout,
+                read_seconds=pace,
             )
     finally:
         await instruments.stop(run)
