@@ -150,7 +150,7 @@ def baseline(base: dict[str, Any], image_seconds: float) -> list[str]:
     lines.append("  the fakes' own time beyond their configured latency (counted against the floor):")
     excess = 1000 * (base["image_s"].get("p50", math.nan) - image_seconds)
     lines.append(
-        f"    jimeng: a picture takes {image_seconds:.2f} s + {excess:.0f} ms (p50; it renders after waiting)"
+        f"    jimeng: a picture takes {image_seconds:.2f} s + {excess:.0f} ms (p50; beyond its wait)"
     )
     pace = base.get("fake_pacing") or {}
     if pace:

@@ -134,7 +134,7 @@ def check_floor(results: dict[str, Any]) -> list[Verdict]:
         if not ok and best > BASELINE_RATIO:
             why += (
                 f"; even the floor is {best:.3f} of the baseline: a picture cannot start before its "
-                "illustration is written (ttft + its tokens), and page 0's waits for the character sheet"
+                "illustration is written (ttft + its tokens), and page 0's for the character sheet too"
             )
         verdicts.append(
             Verdict(
