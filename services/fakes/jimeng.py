@@ -296,13 +296,15 @@ def create_app(config: JimengConfig) -> FastAPI:
         # The configured time is the whole wait: the first picture is rendered while
         # waiting, the other three only if someone downloads them (the way a client that
         # keeps one of the four costs this fake one render, not four).
+        # The three kept for later hold a small copy of the reference, not the upload.
+        later = _small(reference, config.long_side // 2)
         draw = [
             functools.partial(
                 pictures.render,
                 params.prompt,
                 ratio=params.ratio,
                 variant=i,
-                reference=reference,
+                reference=reference if i == 0 else later,
                 long_side=config.long_side,
             )
             for i in range(IMAGES_PER_REQUEST)
@@ -448,6 +450,14 @@ async def _reference(request: Request, source: str) -> Image.Image:
     except (UnidentifiedImageError, OSError):
         raise Failure(-1000, f"上传文件失败: {source[:60]} 不是可识别的图片") from None
     return image
+
+
+def _small(image: Image.Image | None, side: int) -> Image.Image | None:
+    if image is None:
+        return None
+    small = image.convert("RGB")
+    small.thumbnail((side, side))
+    return small
 
 
 async def _hold(request: Request, seconds: float) -> bool:
