@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from services.common.logs import setup_logging
+from services.common.runtime import tune_gc
 from services.common.settings import load_settings
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
@@ -15,6 +16,7 @@ from services.gateway.config import GatewaySettings
 def main() -> None:
     settings = load_settings(GatewaySettings, service="gateway")
     setup_logging("gateway", settings.log_level)
+    tune_gc()
     app = create_app(settings)
     logging.getLogger(__name__).info(
         "gateway listening on http://%s:%d", settings.gateway_host, settings.gateway_port
