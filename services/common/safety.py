@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -86,8 +87,16 @@ IDEAS = {
 }
 
 
-def kind_refusal(language: str) -> str:
-    """What a child (or parent) reads instead of a bare error: and another idea to try."""
+def kind_refusal(language: str, *, choices: Sequence[str] = ()) -> str:
+    """What a child (or parent) reads instead of a bare error: and another idea to try.
+
+    `choices`: for a typed idea on a page, the page's own choices, so the suggestion
+    continues this story instead of proposing a new one."""
+    if choices:
+        choice = random.choice(list(choices))
+        if language == "zh":
+            return f"这个想法不太适合这个故事。试试「{choice}」，或者再想一个新点子吧！"
+        return f"That idea doesn't fit this story. How about “{choice}”, or another idea of your own?"
     idea = random.choice(IDEAS["zh" if language == "zh" else "en"])
     if language == "zh":
         return f"这个想法不太适合写成给小朋友的故事。换一个试试吧，比如「{idea}」？"

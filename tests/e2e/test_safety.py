@@ -56,6 +56,9 @@ async def test_an_unsuitable_typed_idea_is_set_aside_kindly(stack: Stack) -> Non
             url, json={"page": 0, "action": "小熊用炸弹炸河"}, headers=reader.auth
         )
         assert listed.status_code == 422 and listed.json()["error"]["code"] == "unsuitable_idea"
+        # The kind sentence suggests one of this page's own choices, not a new story.
+        offered = reading.of("page.text.done")[0]["choices"]
+        assert any(f"「{choice}」" in listed.json()["error"]["message"] for choice in offered)
         judged = await reader.http.post(
             url, json={"page": 0, "action": "给小熊一把武器"}, headers=reader.auth
         )

@@ -51,3 +51,11 @@ def test_refusals_are_kind_and_suggest_another_idea() -> None:
     zh, en = kind_refusal("zh"), kind_refusal("en")
     assert "换一个试试吧" in zh and "「" in zh
     assert "How about" in en and "“" in en
+
+
+def test_a_refused_typed_idea_suggests_one_of_the_pages_own_choices() -> None:
+    choices = ["造一艘火箭", "问问猫头鹰"]
+    zh = kind_refusal("zh", choices=choices)
+    assert any(f"「{c}」" in zh for c in choices) and "新点子" in zh
+    en = kind_refusal("en", choices=["build a rocket"])
+    assert "“build a rocket”" in en and "story for children" not in en

@@ -304,7 +304,7 @@ class Store:
             else:
                 assert action is not None
                 if not safety.check(action, age=story.age).ok:
-                    raise Unsuitable(safety.kind_refusal(story.language))
+                    raise Unsuitable(safety.kind_refusal(story.language, choices=latest.choices))
                 latest.chosen_action = action
                 direction = action
             self._append(
