@@ -225,6 +225,13 @@ def check_scaling(results: dict[str, Any]) -> list[Verdict]:
         if row["saturated"]:
             where = f"saturates at {row['workers']} workers: {row['saturated']}"
             return [Verdict(name, target, measured, True, where)]
+        slots = run["spec"]["llm_workers"] * run["spec"]["llm_concurrency"]
+        if row["efficiency"] < LINEAR_EFFICIENCY and run["readers"] < slots:
+            why = (
+                f"{row['workers']} workers: efficiency {row['efficiency']:.2f}, but {run['readers']} readers "
+                f"cannot fill {slots} page slots: the readers are the limit (--scale-readers)"
+            )
+            return [Verdict(name, target, measured, None, why)]
         if row["efficiency"] < LINEAR_EFFICIENCY:
             why = (
                 f"{row['workers']} workers: efficiency {row['efficiency']:.2f} and neither the machine nor a "
