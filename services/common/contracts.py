@@ -137,6 +137,8 @@ class ImageTask(Contract):
     use_sheet: bool = False
     # The sheet's key (sheet_key): which sheet a "sheet" task draws, or a page uses.
     sheet: str = ""
+    # Names this request, so a picture asked for twice is drawn once (image_worker.claims).
+    request: str = ""
 
 
 image_task_adapter: TypeAdapter[ImageTask] = TypeAdapter(ImageTask)

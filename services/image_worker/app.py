@@ -40,6 +40,7 @@ from services.common.logs import register_secrets
 from services.common.metrics import PICTURES
 from services.common.ops import Checks, OpsServer
 from services.common.topology import Topology
+from services.image_worker import claims
 from services.image_worker.config import ImageSettings
 from services.image_worker.jimeng import ImageError, Jimeng, SessionPool
 
@@ -122,6 +123,9 @@ class Illustrator:
         self.sessions = SessionPool(settings.session_ids)
         self.jimeng: Jimeng | None = None
         self._session_check: tuple[float, str] | None = None
+        # A claim untouched this long belongs to a request whose worker died (claims.py):
+        # longer than one attempt, the longest wait between attempts and a sheet hold.
+        self.claim_stale = settings.jimeng_timeout + 180.0 + SHEET_HOLD + 60.0
         # Set (and replaced) whenever this process settles a sheet: wakes held pictures.
         self._sheet_settled = asyncio.Event()
 
@@ -152,6 +156,19 @@ class Illustrator:
 
     async def handle(self, task: c.ImageTask, delivery: Delivery) -> None:
         extra = {"story_id": task.story_id, "page": task.page, "attempt": task.attempt}
+        folder = self.settings.media_dir / task.story_id
+        name = sheet_name(task.sheet) if task.kind == "sheet" else f"p{task.page}-a{task.attempt}"
+        if task.request:
+            status, done = await asyncio.to_thread(
+                claims.claim, folder, name, task.request, stale_after=self.claim_stale
+            )
+            if status == "done":
+                log.info("picture drawn already; its result is sent again", extra=extra)
+                await self._result(c.ImageReady.model_validate(done))
+                return
+            if status == "taken":
+                log.info("this picture is being drawn for another request; this one is dropped", extra=extra)
+                return
         reference: Path | None = None
         note: str | None = None
         if task.use_sheet:
@@ -198,6 +215,8 @@ class Illustrator:
             if task.kind == "sheet":
                 await asyncio.to_thread(mark_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
                 self.sheet_settled()
+            if task.request:
+                await asyncio.to_thread(claims.release, folder, name, task.request)
             await self._result(failed)
             if err.retryable:
                 attempts = delivery.retries + 1
@@ -209,17 +228,18 @@ class Illustrator:
         await self._report(task, tally, delivery)
         log.info("picture drawn and stored", extra=extra)
         PICTURES.labels("done").inc()
-        await self._result(
-            c.ImageReady(
-                story_id=task.story_id,
-                page=task.page,
-                media_path=path,
-                attempt=task.attempt,
-                reference="character_sheet" if used else "text_only",
-                note=why or note,
-                sheet=task.sheet if task.kind == "sheet" else "",
-            )
+        ready = c.ImageReady(
+            story_id=task.story_id,
+            page=task.page,
+            media_path=path,
+            attempt=task.attempt,
+            reference="character_sheet" if used else "text_only",
+            note=why or note,
+            sheet=task.sheet if task.kind == "sheet" else "",
         )
+        if task.request:
+            await asyncio.to_thread(claims.finish, folder, name, task.request, ready.model_dump(mode="json"))
+        await self._result(ready)
 
     async def wait_for_sheet(
         self, story_id: str, key: str, hold: float

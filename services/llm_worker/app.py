@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 import openai
@@ -237,6 +238,7 @@ class Writer:
                 kind="sheet",
                 ratio="16:9",
                 sheet=key,
+                request=uuid.uuid4().hex,
             ),
             routing_key=self.topo.image_key,
             headers={"story_id": task.story_id},
@@ -279,6 +281,7 @@ class Writer:
                     attempt=task.image_attempt,
                     use_sheet=True,
                     sheet=c.sheet_key(task.outline.characters, task.outline.style),
+                    request=uuid.uuid4().hex,
                 ),
                 routing_key=self.topo.image_key,
                 headers={"story_id": task.story_id},

@@ -59,6 +59,8 @@ async def test_llm_worker_killed_while_streaming_a_page(amqp_url: str, tmp_path:
         stack.procs["llm_worker"].kill()
         stack.start_worker("llm_worker", n=1)  # the replacement
         await play
+        async with httpx.AsyncClient(timeout=10) as http:
+            drawn = (await http.get(f"{stack.jimeng_url}/_fake/stats")).json()["requests"]
         recovered = next(t for t, m in enumerate(reader.reading.stream) if m["type"] == "page.text.reset")
         reset_at = reader.reading.when(lambda m: m["type"] == "page.text.reset") or killed_at
         done_at = reader.reading.when(lambda m: m["type"] == "page.text.done" and m["page"] == 1) or 0
@@ -70,6 +72,8 @@ async def test_llm_worker_killed_while_streaming_a_page(amqp_url: str, tmp_path:
         )
     assert_clean(figures)
     assert [r["page"] for r in reader.resets] == [1], "the reader was told to discard the partial page"
+    # The rewritten page asked for its picture again; it was drawn once all the same.
+    assert drawn.get("compositions", 0) + drawn.get("generations", 0) == PAGES + 1, drawn  # + the sheet
     # After the reset, the page's text is rebuilt cleanly from offset 0.
     after_reset = reader.reading.stream[recovered:]
     text = ""

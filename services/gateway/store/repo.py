@@ -389,6 +389,7 @@ class Store:
                 attempt=target.image_attempt,
                 use_sheet=True,
                 sheet=_sheet_key(story),
+                request=uuid.uuid4().hex,
             )
             self._send(session, changes, story_id, self.topo.image_key, task)
         return changes
