@@ -219,8 +219,8 @@ def test_04_choose_then_own_idea(journey: Journey, browser_stack: Stack) -> None
     book_on(page, 1)
     assert journey.story(browser_stack)["pages"][0]["chosen"] == {"choice": 0, "action": None}
 
-    # An idea that does not belong in a picture book: a kind hint with another idea to
-    # tap, next to the box; not a red error, and the story does not move on.
+    # An idea that does not belong in a picture book: a kind hint with one of the page's
+    # own choices to tap, next to the box; not a red error, and the story does not move on.
     wait_choices(page, 1)
     page.get_by_test_id("action-input").fill(UNSUITABLE_ACTION)
     with page.expect_response(re.compile(r"/api/stories/[^/]+/choices$")) as answer:
@@ -229,9 +229,10 @@ def test_04_choose_then_own_idea(journey: Journey, browser_stack: Stack) -> None
     hint = page.get_by_test_id("action-hint")
     expect(hint).to_be_visible()
     message = hint.get_by_test_id("kind-hint-text").inner_text()
-    assert "换一个试试吧" in message, message
+    assert "新点子" in message, message
     idea_match = re.search(r"「(.+?)」", message)
     assert idea_match, message
+    assert idea_match.group(1) in journey.story(browser_stack)["pages"][1]["choices"], message
     chip = hint.get_by_test_id("idea-chip")
     expect(chip).to_have_text(re.compile(re.escape(idea_match.group(1))))
     expect(page.locator("[data-testid=error-message]:visible")).to_have_count(0)
