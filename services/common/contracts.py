@@ -123,6 +123,12 @@ def sheet_key(characters: list[Character], style: str) -> str:
     return hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
+def sheet_name(key: str) -> str:
+    """File name (without extension) of a character sheet in its story's media folder
+    ("sheet" for one drawn before sheets had keys)."""
+    return f"sheet-{key}" if key else "sheet"
+
+
 class ImageTask(Contract):
     story_id: str
     page: int

@@ -51,6 +51,7 @@ SESSION_CHECK_EVERY = 60.0
 # looking for the sheet every SHEET_LOOK seconds (and woken at once when this process
 # drew it), for at most SHEET_HOLD seconds a delivery; then it is parked for SHEET_POLL
 # seconds in a retry queue, which frees its slot, and comes back to look again.
+RETRY_CAP = 180.0  # seconds: the longest wait before a failed picture is tried again
 SHEET_LOOK = 0.1
 SHEET_HOLD = 30.0
 SHEET_POLL = 2.0
@@ -82,14 +83,9 @@ def store_file(
     return f"{story_id}/{name}"
 
 
-def sheet_name(key: str) -> str:
-    """File name (without extension) of a character sheet in its story's folder."""
-    return f"sheet-{key}" if key else "sheet"
-
-
 def find_sheet(media_dir: Path, story_id: str, key: str = "") -> Path | str | None:
     """The character sheet: its file, "failed" when it will never come, or None yet."""
-    folder, name = media_dir / story_id, sheet_name(key)
+    folder, name = media_dir / story_id, c.sheet_name(key)
     for ext in (".webp", ".png", ".jpg"):
         if (folder / f"{name}{ext}").is_file():
             return folder / f"{name}{ext}"
@@ -99,7 +95,7 @@ def find_sheet(media_dir: Path, story_id: str, key: str = "") -> Path | str | No
 def mark_sheet_failed(media_dir: Path, story_id: str, key: str = "") -> None:
     folder = media_dir / story_id
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{sheet_name(key)}.failed").touch()
+    (folder / f"{c.sheet_name(key)}.failed").touch()
 
 
 def data_uri(path: Path) -> str:
@@ -125,7 +121,7 @@ class Illustrator:
         self._session_check: tuple[float, str] | None = None
         # A claim untouched this long belongs to a request whose worker died (claims.py):
         # longer than one attempt, the longest wait between attempts and a sheet hold.
-        self.claim_stale = settings.jimeng_timeout + 180.0 + SHEET_HOLD + 60.0
+        self.claim_stale = settings.jimeng_timeout + RETRY_CAP + SHEET_HOLD + 60.0
         # Set (and replaced) whenever this process settles a sheet: wakes held pictures.
         self._sheet_settled = asyncio.Event()
 
@@ -157,7 +153,7 @@ class Illustrator:
     async def handle(self, task: c.ImageTask, delivery: Delivery) -> None:
         extra = {"story_id": task.story_id, "page": task.page, "attempt": task.attempt}
         folder = self.settings.media_dir / task.story_id
-        name = sheet_name(task.sheet) if task.kind == "sheet" else f"p{task.page}-a{task.attempt}"
+        name = c.sheet_name(task.sheet) if task.kind == "sheet" else f"p{task.page}-a{task.attempt}"
         if task.request:
             status, done = await asyncio.to_thread(
                 claims.claim, folder, name, task.request, stale_after=self.claim_stale
@@ -199,7 +195,7 @@ class Illustrator:
             await self._report(task, tally, delivery)
             extra["code"] = err.code
             if err.retryable and delivery.retries + 1 < self.settings.image_max_attempts:
-                delay = backoff(delivery.retries, base=10, cap=180)
+                delay = backoff(delivery.retries, base=10, cap=RETRY_CAP)
                 log.warning("picture attempt failed (%s); retrying in %.0fs", err.message, delay, extra=extra)
                 await delivery.retry_later(delay, code=err.code)
                 return
@@ -330,7 +326,7 @@ class Illustrator:
                 task.attempt,
                 data,
                 ext,
-                name=sheet_name(task.sheet) if task.kind == "sheet" else "",
+                name=c.sheet_name(task.sheet) if task.kind == "sheet" else "",
             )
             return path, bool(images), why
         raise ImageError("image_content_policy", "the picture was refused twice")  # pragma: no cover

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import event, select, update
@@ -692,7 +692,8 @@ def _sheet_key(story: Story) -> str:
 
 
 def _same_sheet(path: str, key: str) -> bool:
-    return not key or f"/sheet-{key}." in path or "/sheet." in path
+    """Is the stored sheet the one `key` names? (One drawn before sheets had keys is kept.)"""
+    return not key or PurePosixPath(path).stem in (c.sheet_name(key), c.sheet_name(""))
 
 
 def _stale_sheet(story: Story, key: str) -> bool:
