@@ -121,6 +121,15 @@ class Writer:
             headers={"story_id": story_id},
         )
 
+    async def _picture(self, task: c.ImageTask) -> None:
+        await publish_work(
+            self.broker,
+            self.topo,
+            task,
+            routing_key=self.topo.image_key,
+            headers={"story_id": task.story_id},
+        )
+
     # ------------------------------------------------------------------ one delivery
     async def handle(self, task: c.OutlineTask | c.PageTask, delivery: Delivery) -> None:
         page = task.page if isinstance(task, c.PageTask) else 0
@@ -228,9 +237,7 @@ class Writer:
         every page's picture uses it as its reference, so the rabbit on page three is the
         rabbit from page one."""
         key = c.sheet_key(characters, style)
-        await publish_work(
-            self.broker,
-            self.topo,
+        await self._picture(
             c.ImageTask(
                 story_id=task.story_id,
                 page=c.SHEET_PAGE,
@@ -239,9 +246,7 @@ class Writer:
                 ratio="16:9",
                 sheet=key,
                 request=uuid.uuid4().hex,
-            ),
-            routing_key=self.topo.image_key,
-            headers={"story_id": task.story_id},
+            )
         )
         log.info("character sheet requested", extra={"story_id": task.story_id})
         return key
@@ -271,9 +276,7 @@ class Writer:
                 ),
                 task.story_id,
             )
-            await publish_work(
-                self.broker,
-                self.topo,
+            await self._picture(
                 c.ImageTask(
                     story_id=task.story_id,
                     page=task.page,
@@ -282,9 +285,7 @@ class Writer:
                     use_sheet=True,
                     sheet=c.sheet_key(task.outline.characters, task.outline.style),
                     request=uuid.uuid4().hex,
-                ),
-                routing_key=self.topo.image_key,
-                headers={"story_id": task.story_id},
+                )
             )
             log.info(
                 "picture requested while the text is written",
