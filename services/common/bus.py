@@ -152,24 +152,24 @@ class LivePublisher:
 
     def __init__(self, broker: RabbitBroker, topo: Topology) -> None:
         self.broker, self.topo = broker, topo
-        self._channel: aio_pika.abc.AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._opening = asyncio.Lock()
 
     async def _ready(self) -> aio_pika.abc.AbstractExchange:
-        if self._exchange is not None and self._channel is not None and not self._channel.is_closed:
-            return self._exchange
-        async with self._opening:
-            if self._exchange is None or self._channel is None or self._channel.is_closed:
-                connection = self.broker._connection
-                assert connection is not None, "connect the broker first"
-                # A robust channel: aio-pika reopens it (and its exchange) after a reconnect.
-                self._channel = await connection.channel(publisher_confirms=False)
-                ex = self.topo.live_exchange
-                self._exchange = await self._channel.declare_exchange(
-                    ex.name, type=ex.type.value, durable=ex.durable
-                )
-            return self._exchange
+        """The live exchange on this process's channel, opened on first use and only then:
+        the channel is robust, so aio-pika reopens it (and redeclares the exchange) after a
+        reconnect; a frame published while it is away fails and is counted."""
+        if self._exchange is None:
+            async with self._opening:
+                if self._exchange is None:
+                    connection = self.broker._connection
+                    assert connection is not None, "connect the broker first"
+                    channel = await connection.channel(publisher_confirms=False)
+                    ex = self.topo.live_exchange
+                    self._exchange = await channel.declare_exchange(
+                        ex.name, type=ex.type.value, durable=ex.durable
+                    )
+        return self._exchange
 
     async def publish(self, message: BaseModel) -> None:
         story_id = str(getattr(message, "story_id", ""))

@@ -167,4 +167,7 @@ async def test_broker_restart(amqp_url: str, tmp_path: Path) -> None:
     assert ready.status_code == 503 and "unreachable" in ready.json()["checks"]["broker"]
     for figures in all_figures:
         assert_clean(figures)
+    # Text streams live again after the broker is back (the live channels were reopened).
+    for r in readers:
+        assert any(d["page"] == PAGES - 1 for d in r.reading.deltas), "the last page was not streamed"
     assert not dead, "every service reconnected by itself, none exited"
