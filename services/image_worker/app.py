@@ -1,4 +1,7 @@
-"""Builds the illustrator: pictures from `image.tasks`, drawn by jimeng-api, kept in MEDIA_DIR.
+"""Builds the illustrator: pictures from `image.tasks`, drawn by a provider, kept in MEDIA_DIR.
+
+The provider (provider.py) is jimeng-api or Volcengine Ark, chosen by IMAGE_PROVIDER;
+nothing here depends on which one draws.
 
 The picture is downloaded at once and written under MEDIA_DIR (shared with the
 gateway, which serves it); only then is the result published and the task acked.
@@ -15,7 +18,6 @@ import secrets
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from faststream import FastStream
@@ -42,11 +44,12 @@ from services.common.ops import Checks, OpsServer
 from services.common.topology import Topology
 from services.image_worker import claims
 from services.image_worker.config import ImageSettings
-from services.image_worker.jimeng import ImageError, Jimeng, SessionPool
+from services.image_worker.download import Downloader
+from services.image_worker.jimeng import Jimeng, SessionPool
+from services.image_worker.provider import ImageError, Provider, Tally
 
 log = logging.getLogger(__name__)
 
-SESSION_CHECK_EVERY = 60.0
 # A page's picture waiting for its story's character sheet is held by this process,
 # looking for the sheet every SHEET_LOOK seconds (and woken at once when this process
 # drew it), for at most SHEET_HOLD seconds a delivery; then it is parked for SHEET_POLL
@@ -55,16 +58,6 @@ RETRY_CAP = 180.0  # seconds: the longest wait before a failed picture is tried 
 SHEET_LOOK = 0.1
 SHEET_HOLD = 30.0
 SHEET_POLL = 2.0
-
-SNIFF = {b"RIFF": ".webp", b"\x89PNG": ".png", b"\xff\xd8\xff": ".jpg"}
-
-
-def extension(data: bytes, content_type: str) -> str:
-    for magic, ext in SNIFF.items():
-        if data.startswith(magic):
-            return ext
-    raise ImageError("image_failed", f"the download is not a picture ({content_type or 'no type'})", True)
-
 
 def store_file(
     media_dir: Path, story_id: str, page: int, attempt: int, data: bytes, ext: str, *, name: str = ""
@@ -103,22 +96,14 @@ def data_uri(path: Path) -> str:
     return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
-@dataclass
-class Tally:
-    """What one attempt cost: jimeng calls made and pictures kept."""
-
-    calls: int = 0
-    pictures: int = 0
-
-
 class Illustrator:
     def __init__(self, *, settings: ImageSettings, broker: RabbitBroker, topology: Topology) -> None:
         self.settings = settings
         self.broker = broker
         self.topo = topology
         self.sessions = SessionPool(settings.session_ids)
-        self.jimeng: Jimeng | None = None
-        self._session_check: tuple[float, str] | None = None
+        self.provider: Provider | None = None
+        self.downloader: Downloader | None = None
         # A claim untouched this long belongs to a request whose worker died (claims.py):
         # longer than one attempt, the longest wait between attempts and a sheet hold.
         self.claim_stale = settings.jimeng_timeout + RETRY_CAP + SHEET_HOLD + 60.0
@@ -127,28 +112,18 @@ class Illustrator:
 
     async def start(self) -> None:
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
-        self.jimeng = Jimeng(
-            base_url=self.settings.jimeng_api_url,
-            sessions=self.sessions,
-            model=self.settings.jimeng_model,
-            timeout=self.settings.jimeng_timeout,
-            max_bytes=self.settings.image_max_bytes,
-        )
+        self.provider = make_provider(self.settings, self.sessions)
+        self.downloader = Downloader(max_bytes=self.settings.image_max_bytes)
 
     async def stop(self) -> None:
-        if self.jimeng is not None:
-            await self.jimeng.close()
-
-    async def session_check(self) -> str:
-        """Which session ids are live, asked of jimeng-api at most once a minute."""
-        assert self.jimeng is not None
-        now = time.monotonic()
-        if self._session_check is None or now - self._session_check[0] > SESSION_CHECK_EVERY:
-            self._session_check = (now, await self.jimeng.check_sessions())
-        return self._session_check[1]
+        if self.provider is not None:
+            await self.provider.close()
+        if self.downloader is not None:
+            await self.downloader.close()
 
     def forget_session_check(self) -> None:
-        self._session_check = None
+        if isinstance(self.provider, Jimeng):
+            self.provider.forget_session_check()
 
     async def handle(self, task: c.ImageTask, delivery: Delivery) -> None:
         extra = {"story_id": task.story_id, "page": task.page, "attempt": task.attempt}
@@ -190,7 +165,8 @@ class Illustrator:
                 )
         tally = Tally()
         try:
-            path, used, why = await self.draw(task, reference=reference, tally=tally)
+            last = delivery.retries + 1 >= self.settings.image_max_attempts
+            path, used, why = await self.draw(task, reference=reference, tally=tally, last=last)
         except ImageError as err:
             await self._report(task, tally, delivery)
             extra["code"] = err.code
@@ -270,66 +246,62 @@ class Illustrator:
             log.warning("usage report not delivered", extra={"story_id": task.story_id})
 
     async def draw(
-        self, task: c.ImageTask, *, reference: Path | None = None, tally: Tally | None = None
+        self,
+        task: c.ImageTask,
+        *,
+        reference: Path | None = None,
+        tally: Tally | None = None,
+        last: bool = True,
     ) -> tuple[str, bool, str | None]:
-        """One attempt: draw, download at once, store. A refusal by policy is tried once softened.
+        """One attempt: draw, download at once, store; (media path, drawn from the sheet, why not).
 
-        With a reference (the character sheet) the picture is composed from it; when
-        that call fails, the page is drawn from its text alone and says so.
+        With a reference (the character sheet) the picture is composed from it. When
+        that call fails the attempt fails, and the next attempt tries the sheet again;
+        only the `last` attempt falls back to the page's text alone, and says so.
         """
-        assert self.jimeng is not None
+        assert self.provider is not None and self.downloader is not None
         tally = tally or Tally()
-        prompt = task.prompt
-        images = [await asyncio.to_thread(data_uri, reference)] if reference is not None else []
+        sheet = await asyncio.to_thread(data_uri, reference) if reference is not None else None
         why: str | None = None
-        for softened in (False, True):
-            try:
-                try:
-                    tally.calls += 1
-                    url = await self.jimeng.generate(
-                        prompt=prompt,
-                        ratio=task.ratio or self.settings.jimeng_ratio,
-                        resolution=self.settings.jimeng_resolution,
-                        images=images,
-                    )
-                except ImageError as err:
-                    if not images or err.code in ("image_session_expired", "image_no_credits"):
-                        raise
-                    log.warning(
-                        "drawing from the character sheet failed (%s); drawing from text alone",
-                        err.message,
-                        extra={"story_id": task.story_id, "page": task.page},
-                    )
-                    images, why = [], f"drawn from text alone: the reference call failed ({err.code})"
-                    tally.calls += 1
-                    url = await self.jimeng.generate(
-                        prompt=prompt,
-                        ratio=task.ratio or self.settings.jimeng_ratio,
-                        resolution=self.settings.jimeng_resolution,
-                    )
-            except ImageError as err:
-                if err.policy and not softened:
-                    log.warning(
-                        "picture refused by policy; trying a softened prompt",
-                        extra={"story_id": task.story_id, "page": task.page},
-                    )
-                    prompt = soften(prompt)
-                    continue
+        try:
+            url = await self._draw_softened(task, sheet, tally)
+        except ImageError as err:
+            if sheet is None or not err.retryable or not last:
                 raise
-            data, ctype = await self.jimeng.fetch(url)
-            ext = extension(data, ctype)
-            path = await asyncio.to_thread(
-                store_file,
-                self.settings.media_dir,
-                task.story_id,
-                task.page,
-                task.attempt,
-                data,
-                ext,
-                name=c.sheet_name(task.sheet) if task.kind == "sheet" else "",
+            log.warning(
+                "drawing from the character sheet failed again (%s); drawing from text alone",
+                err.message,
+                extra={"story_id": task.story_id, "page": task.page},
             )
-            return path, bool(images), why
-        raise ImageError("image_content_policy", "the picture was refused twice")  # pragma: no cover
+            sheet, why = None, f"drawn from text alone: the reference call failed ({err.code})"
+            url = await self._draw_softened(task, None, tally)
+        data, ext = await self.downloader.fetch(url)
+        path = await asyncio.to_thread(
+            store_file,
+            self.settings.media_dir,
+            task.story_id,
+            task.page,
+            task.attempt,
+            data,
+            ext,
+            name=c.sheet_name(task.sheet) if task.kind == "sheet" else "",
+        )
+        return path, sheet is not None, why
+
+    async def _draw_softened(self, task: c.ImageTask, sheet: str | None, tally: Tally) -> str:
+        """One picture from the provider; a refusal by policy is tried once, softened."""
+        assert self.provider is not None
+        ratio = task.ratio or self.settings.jimeng_ratio
+        try:
+            return await self.provider.draw(prompt=task.prompt, ratio=ratio, reference=sheet, tally=tally)
+        except ImageError as err:
+            if not err.policy:
+                raise
+        log.warning(
+            "picture refused by policy; trying a softened prompt",
+            extra={"story_id": task.story_id, "page": task.page},
+        )
+        return await self.provider.draw(prompt=soften(task.prompt), ratio=ratio, reference=sheet, tally=tally)
 
     async def _result(self, result: c.ImageReady | c.ImageFailed | c.UsageReport) -> None:
         await publish_work(
@@ -339,6 +311,17 @@ class Illustrator:
             routing_key=self.topo.results_key,
             headers={"story_id": result.story_id},
         )
+
+
+def make_provider(settings: ImageSettings, sessions: SessionPool) -> Provider:
+    """The provider IMAGE_PROVIDER names."""
+    return Jimeng(
+        base_url=settings.jimeng_api_url,
+        sessions=sessions,
+        model=settings.jimeng_model,
+        timeout=settings.jimeng_timeout,
+        resolution=settings.jimeng_resolution,
+    )
 
 
 def soften(prompt: str) -> str:
@@ -357,12 +340,9 @@ def create_app(settings: ImageSettings) -> FastStream:
     replica = f"image-{socket.gethostname()}-{os.getpid()}"
 
     async def checks() -> Checks:
-        assert illustrator.jimeng is not None
-        return {
-            "broker": "ok" if broker_connected(broker) else "unreachable: check RABBITMQ_URL",
-            "jimeng": await illustrator.jimeng.ping(),
-            "sessions": await illustrator.session_check(),
-        }
+        assert illustrator.provider is not None
+        broker_ok = "ok" if broker_connected(broker) else "unreachable: check RABBITMQ_URL"
+        return {"broker": broker_ok, **await illustrator.provider.readiness()}
 
     ops = OpsServer(host=settings.ops_host, port=settings.image_ops_port, checks=checks)
 

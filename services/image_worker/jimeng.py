@@ -18,19 +18,9 @@ import httpx
 
 from services.common.metrics import JIMENG_SESSIONS, UPSTREAM_SECONDS
 from services.common.settings import mask
+from services.image_worker.provider import Checks, ImageError, Tally
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ImageError(Exception):
-    code: str  # reaches the reader
-    message: str
-    retryable: bool = False
-    policy: bool = False  # content policy: worth one retry with a softened prompt
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
 
 
 def classify(body: Any) -> ImageError | None:
@@ -116,27 +106,48 @@ class SessionPool:
         JIMENG_SESSIONS.labels("dead").set(len([i for i in self.ids if i in self.dead]))
 
 
+SESSION_CHECK_EVERY = 60.0
 REVIVE_EVERY = 30.0  # seconds between re-checks of set-aside session ids when none is live
 
 
 class Jimeng:
+    name = "jimeng"
+
     def __init__(
-        self, *, base_url: str, sessions: SessionPool, model: str, timeout: float, max_bytes: int
+        self, *, base_url: str, sessions: SessionPool, model: str, timeout: float, resolution: str
     ) -> None:
         self.base_url = base_url
         self.sessions = sessions
         self.model = model
-        self.max_bytes = max_bytes
+        self.resolution = resolution
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=10.0),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
         )
-        self.download = httpx.AsyncClient(timeout=httpx.Timeout(60.0), follow_redirects=True)
         self._revived_at = 0.0
+        self._session_check: tuple[float, str] | None = None
 
     async def close(self) -> None:
         await self.http.aclose()
-        await self.download.aclose()
+
+    async def draw(self, *, prompt: str, ratio: str, reference: str | None, tally: Tally) -> str:
+        tally.calls += 1
+        return await self.generate(
+            prompt=prompt, ratio=ratio, resolution=self.resolution, images=[reference] if reference else None
+        )
+
+    async def readiness(self) -> Checks:
+        return {"jimeng": await self.ping(), "sessions": await self.session_check()}
+
+    async def session_check(self) -> str:
+        """Which session ids are live, asked of jimeng-api at most once a minute."""
+        now = time.monotonic()
+        if self._session_check is None or now - self._session_check[0] > SESSION_CHECK_EVERY:
+            self._session_check = (now, await self.check_sessions())
+        return self._session_check[1]
+
+    def forget_session_check(self) -> None:
+        self._session_check = None
 
     async def generate(
         self, *, prompt: str, ratio: str, resolution: str, images: list[str] | None = None
@@ -232,24 +243,3 @@ class Jimeng:
                 "run `python -m services.doctor jimeng-session set <new ids>`"
             )
         return f"ok ({', '.join(dead)} expired)" if dead else "ok"
-
-    async def fetch(self, url: str) -> tuple[bytes, str]:
-        """Download the picture at once: jimeng's URLs expire after a few hours."""
-        try:
-            async with self.download.stream("GET", url) as resp:
-                if resp.status_code != 200:
-                    raise ImageError(
-                        "image_failed", f"downloading the picture gave HTTP {resp.status_code}", True
-                    )
-                ctype = resp.headers.get("content-type", "").split(";")[0].strip()
-                chunks, size = [], 0
-                async for chunk in resp.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise ImageError("image_failed", "the picture is larger than IMAGE_MAX_BYTES")
-                    chunks.append(chunk)
-        except httpx.TransportError as exc:
-            raise ImageError(
-                "image_failed", f"downloading the picture failed: {type(exc).__name__}", True
-            ) from None
-        return b"".join(chunks), ctype
