@@ -116,6 +116,7 @@ async def declare_topology(broker: RabbitBroker, topo: Topology) -> None:
         for q in topo.retry_queues:
             await queue(q)
         await (await queue(topo.sessions_queue)).bind(control, routing_key="")
+        await queue(topo.sessions_env_queue)
     finally:
         await channel.close()
 

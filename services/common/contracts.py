@@ -295,6 +295,19 @@ class JimengSessions(Contract):
     kind: Literal["jimeng.sessions"] = "jimeng.sessions"
     mode: Literal["set", "add", "remove"]
     ids: list[str]
+    # Unix time the operator sent it (0: sent by an older doctor). A kept command older
+    # than the last change of the workers' JIMENG_SESSION_ID is not applied at start.
+    at: float = 0.0
+
+
+class SessionsEnvironment(Contract):
+    """Which JIMENG_SESSION_ID the image workers started with, and since when."""
+
+    kind: Literal["jimeng.environment"] = "jimeng.environment"
+    fingerprint: str
+    # Unix time it was first seen; 0 when it is the first one ever recorded (nothing
+    # says when it was set, so an older kept command still applies over it).
+    since: float
 
 
 # ------------------------------------------------------------- what the model writes

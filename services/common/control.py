@@ -3,15 +3,21 @@
 The command goes to the control exchange (fan-out): each running image worker has
 its own queue there and applies it within moments; a copy stays in a queue of
 length one, so a worker started later (or restarted) reads the latest command
-before it takes any work.
+before it takes any work, unless the workers' own JIMENG_SESSION_ID changed after
+the command was sent: the newest intent of the operator wins (environment_since).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import time
+
+import aio_pika
 from faststream.rabbit import RabbitBroker
 
 from services.common.bus import declare_topology
-from services.common.contracts import JimengSessions
+from services.common.contracts import JimengSessions, SessionsEnvironment
 from services.common.topology import Topology
 
 
@@ -34,3 +40,48 @@ async def latest_sessions(broker: RabbitBroker, topo: Topology) -> JimengSession
         return JimengSessions.model_validate_json(message.body)
     finally:
         await channel.close()
+
+
+def fingerprint(ids: list[str]) -> str:
+    """Names a set of session ids without revealing them."""
+    joined = ",".join(sorted(i.strip() for i in ids if i.strip()))
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+async def environment_since(broker: RabbitBroker, topo: Topology, ids: list[str]) -> float:
+    """Since when image workers start with these JIMENG_SESSION_ID ids (0: as long as we know).
+
+    The first worker that starts with a changed environment records the change; a
+    kept `jimeng-session` command sent before that moment is older than the
+    operator's latest intent and is not applied.
+    """
+    mine = fingerprint(ids)
+    channel = await broker._connection.channel()  # type: ignore[union-attr]
+    try:
+        queue = await channel.declare_queue(topo.sessions_env_queue.name, passive=True)
+        message = await queue.get(no_ack=False, fail=False)
+        seen: SessionsEnvironment | None = None
+        if message is not None:
+            await message.reject(requeue=True)
+            with contextlib.suppress(ValueError):
+                seen = SessionsEnvironment.model_validate_json(message.body)
+        if seen is not None and seen.fingerprint == mine:
+            return seen.since
+        record = SessionsEnvironment(fingerprint=mine, since=time.time() if seen is not None else 0.0)
+        await channel.default_exchange.publish(
+            aio_pika.Message(
+                record.model_dump_json().encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=topo.sessions_env_queue.name,
+        )
+        return record.since
+    finally:
+        await channel.close()
+
+
+def sent_by(command: JimengSessions) -> str:
+    """Where ids came from, for logs, /readyz and the doctor: "`jimeng-session set` at ..."."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(command.at)) if command.at else "an earlier time"
+    return f"`jimeng-session {command.mode}` at {when}"

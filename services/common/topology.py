@@ -104,6 +104,16 @@ class Topology:
             arguments={"x-max-length": 1},
         )
 
+    @property
+    def sessions_env_queue(self) -> RabbitQueue:
+        """Which JIMENG_SESSION_ID image workers last started with, and since when (max
+        length 1): a kept command older than a change of the environment is not applied."""
+        return RabbitQueue(
+            f"{self.prefix}.control.jimeng-environment",
+            durable=True,
+            arguments={"x-max-length": 1},
+        )
+
     def control_queue(self, replica: str) -> RabbitQueue:
         return RabbitQueue(f"{self.prefix}.control.{replica}", exclusive=True, auto_delete=True)
 
@@ -149,6 +159,7 @@ class Topology:
             self.dead_queue.name,
             self.dead_notify_queue.name,
             self.sessions_queue.name,
+            self.sessions_env_queue.name,
             *(q.name for q in self.retry_queues),
         ]
 

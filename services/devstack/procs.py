@@ -134,6 +134,8 @@ class StackConfig:
     moonshot_tps: float = 25.0
     jimeng_seconds: float = 8.0
     jimeng_url_ttl: float = 3 * 3600.0
+    # The fake's failure timings as a share of the real server's (15 s, 30 s).
+    jimeng_time_scale: float = 1.0
     gateways: int = 1
     moonshot_args: list[str] = field(default_factory=list)
     jimeng_args: list[str] = field(default_factory=list)
@@ -222,6 +224,8 @@ class Stack:
                     str(cfg.jimeng_seconds),
                     "--url-ttl",
                     str(cfg.jimeng_url_ttl),
+                    "--time-scale",
+                    str(cfg.jimeng_time_scale),
                     *cfg.jimeng_args,
                 ],
             )

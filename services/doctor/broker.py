@@ -13,7 +13,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractConnection
 
-from services.common.contracts import JimengSessions
+from services.common.contracts import JimengSessions, SessionsEnvironment
 from services.common.logs import register_secrets
 from services.common.settings import mask
 from services.common.topology import Topology
@@ -43,6 +43,8 @@ class QueueState:
 class BrokerReport:
     rows: list[Row] = field(default_factory=list)
     kept: JimengSessions | None = None
+    # Which JIMENG_SESSION_ID the image workers last started with, and since when.
+    environment: SessionsEnvironment | None = None
 
 
 async def connect(url: str, *, wait: float) -> AbstractConnection:
@@ -64,6 +66,7 @@ async def check_broker(env: Environment, *, wait: float) -> BrokerReport:
         states = {name: await queue_state(connection, name) for name in topo.all_queue_names}
         report.rows += queue_rows(env, topo, states)
         report.kept = await kept_sessions(connection, topo)
+        report.environment = await sessions_environment(connection, topo)
     return report
 
 
@@ -78,6 +81,23 @@ async def queue_state(connection: AbstractConnection, name: str) -> QueueState |
             await channel.close()
     result = queue.declaration_result
     return QueueState(name, int(result.message_count or 0), int(result.consumer_count or 0))
+
+
+async def sessions_environment(connection: AbstractConnection, topo: Topology) -> SessionsEnvironment | None:
+    """The record of the image workers' JIMENG_SESSION_ID, read and put back."""
+    channel = await connection.channel()
+    try:
+        queue = await channel.declare_queue(topo.sessions_env_queue.name, passive=True)
+        message = await queue.get(no_ack=False, fail=False)
+        if message is None:
+            return None
+        await message.reject(requeue=True)
+        return SessionsEnvironment.model_validate_json(message.body)
+    except (aiormq.exceptions.ChannelNotFoundEntity, ValueError):
+        return None
+    finally:
+        if not channel.is_closed:
+            await channel.close()
 
 
 async def kept_sessions(connection: AbstractConnection, topo: Topology) -> JimengSessions | None:

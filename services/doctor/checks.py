@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
-from services.common.contracts import JimengSessions
+from services.common.contracts import JimengSessions, SessionsEnvironment
 from services.doctor import broker, jimeng, moonshot, processes, store
 from services.doctor.environment import Environment
 from services.doctor.report import Row
@@ -44,8 +44,11 @@ async def _broker_rows(probe: Awaitable[broker.BrokerReport]) -> list[Row]:
     return (await probe).rows
 
 
-async def _kept(probe: Awaitable[broker.BrokerReport]) -> JimengSessions | None:
-    return (await probe).kept
+async def _kept(
+    probe: Awaitable[broker.BrokerReport],
+) -> tuple[JimengSessions | None, SessionsEnvironment | None]:
+    report = await probe
+    return report.kept, report.environment
 
 
 def _gateway(env: Environment, *, wait: float, limit: float) -> list[Section]:
@@ -84,7 +87,8 @@ def _image(
             _skipped("jimeng-api", "image_worker configuration is invalid (see config image_worker)"),
             ready,
         ]
-    sections = [_guard("jimeng-api", jimeng.check_jimeng(s, _kept(probe), wait=wait), limit)]
+    jimeng_limit = max(limit, jimeng.SECTION_SECONDS)
+    sections = [_guard("jimeng-api", jimeng.check_jimeng(s, _kept(probe), wait=wait), jimeng_limit)]
     if not env.has("gateway"):  # otherwise the gateway's row is about the same directory
         media = asyncio.to_thread(store.check_media, s.media_dir, service="image_worker")
         sections.append(_one("media dir", media, limit))

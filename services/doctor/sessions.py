@@ -8,6 +8,7 @@ workers that start later. No restart, no edit of every container's environment.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
@@ -39,7 +40,7 @@ async def send(
     common: ServiceSettings, mode: Mode, ids: list[str], *, jimeng_url: str | None, wait: float
 ) -> int:
     register_secrets(ids)
-    command = JimengSessions(mode=mode, ids=ids)
+    command = JimengSessions(mode=mode, ids=ids, at=time.time())
     topo = Topology(common.rabbitmq_prefix)
     async with connected(common.rabbitmq_url, wait=wait) as broker:
         await send_sessions(broker, topo, command)
@@ -78,13 +79,15 @@ async def _check_sent(ids: list[str], url: str | None, *, wait: float) -> None:
             print(f"could not check the ids: {ping.detail}")
             return
         alive = await jimeng.check_ids(http, url, ids)
-    for sid, live in alive.items():
-        if live is True:
-            print(f"  {mask(sid)} live")
-        elif live is False:
+    for sid, answer in alive.items():
+        if answer.expired:
             print(f"  WARNING: {mask(sid)} is expired or invalid; {jimeng.ROTATE}")
+        elif answer.credits is None:
+            print(f"  WARNING: {mask(sid)} not checked: {answer.unreachable}; {jimeng.OUTAGE}")
+        elif answer.credits <= 0:
+            print(f"  WARNING: {mask(sid)} is live but has no credits; {jimeng.NO_CREDITS}")
         else:
-            print(f"  WARNING: {mask(sid)}: {live}")
+            print(f"  {mask(sid)} can draw ({answer.credits} credits)")
 
 
 @asynccontextmanager

@@ -1,7 +1,8 @@
 """A fake jimeng-api (iptag/jimeng-api), faithful where clients trip.
 
     python -m services.fakes.jimeng --port 5100 [--image-seconds 2] [--url-ttl 10800]
-        [--live-ids a,b] [--dead-ids c] [--fault MODE[:COUNT]]
+        [--live-ids a,b] [--dead-ids c] [--broke-ids d] [--upstream-down] [--time-scale 1]
+        [--fault MODE[:COUNT]]
 
 What it copies from the real service (docs/upstreams.md): every error is HTTP 200
 with `{"code": <negative>, "message", "data": null}`; the session id travels as
@@ -10,10 +11,25 @@ request; `size`/`width`/`height` are refused; results are four signed URLs that
 stop working after a while (403, like the real CDN) or base64 with
 `response_format: "b64_json"`. The images are real webp pictures (see `pictures`).
 
+And what is easy to miss (docs/upstreams.md, "What the real jimeng-api server does"):
+a generation is never cancelled when its client leaves: it goes on and is counted as
+paid (`paid` in the stats), so a client that times out and asks again pays twice;
+with its upstream unreachable (`--upstream-down`) a generation answers
+`-1000 getaddrinfo ENOTFOUND` after about 15 s, a composition `-2007 图片上传失败`
+after about 30 s, `/token/points` -1000 after 15 s, and `/token/check` says
+`{"live": false}` after 15 s for every id, live or not; a region id (`us-`) with a
+model the international site lacks gets an instant -1000; an id without credits
+(`--broke-ids`) gets -2009. `--time-scale` shrinks every one of these waits, so
+tests stay fast while keeping their proportions. A jimeng-4.x prompt with 绘本,
+故事, 连续 or `N张` would switch the real one into multi-picture mode; the fake
+counts such prompts (`multi_picture_prompts`).
+
 Control (no auth): `POST /_fake/faults {"mode", "count", "seconds"}` makes the next
 `count` generation/composition requests that reach the upstream step fail in `mode`;
 `DELETE /_fake/faults` clears; `POST /_fake/sessions {"dead": [...], "live": [...]}`
-kills or revives session ids; `GET /_fake/stats` counts what happened, with the
+kills or revives session ids (and `"broke"` / `"funded"` takes or gives back their
+credits); `POST /_fake/upstream {"down": bool}` cuts or restores the fake's own
+upstream; `GET /_fake/stats` counts what happened, with the
 generation/composition requests being served now (`in_flight`, `peak_in_flight`, and
 their integral over time, see serving.InFlight).
 """
@@ -66,7 +82,16 @@ MODELS = (
 )
 DEFAULT_MODEL = "jimeng-4.5"
 RESOLUTIONS = ("1k", "2k", "4k")
+# What the international site (region ids with a `us-` prefix) offers; hk/jp/sg ids
+# get the mainland list.
+US_MODELS = ("jimeng-4.5", "jimeng-4.1", "jimeng-4.0", "jimeng-3.0", "nanobanana", "nanobananapro")
 IMAGES_PER_REQUEST = 4
+# How long the real server takes to give up when its upstream is unreachable: 4 tries
+# 5 s apart for a request, about twice that for a composition's upload step.
+UNREACHABLE_SECONDS = 15.0
+UPLOAD_UNREACHABLE_SECONDS = 30.0
+UNREACHABLE = "getaddrinfo ENOTFOUND jimeng.jianying.com"
+MULTI_PICTURE = re.compile(r"绘本|故事|连续|\d+\s*张")
 DRAWING_PATHS = ("/v1/images/generations", "/v1/images/compositions")
 
 LOGIN_EXPIRED = "[登录失效]: check login error。请重新获取refresh_token并更新配置"
@@ -84,9 +109,12 @@ FAULT_ERRORS: dict[str, tuple[int, str]] = {
 }
 # Faults that fail only after the upstream has "worked" on the request for a while.
 SLOW_FAULTS = ("content_policy", "generation_timeout", "empty_data")
-FAULT_MODES = (*FAULT_ERRORS, "empty_data", "hang")
+# "slow": a generation that takes `seconds` (default 60) and then succeeds, paid for
+# whether or not its client is still there; "hang": one that never comes back.
+FAULT_MODES = (*FAULT_ERRORS, "empty_data", "hang", "slow")
 
 _REGION = re.compile(r"^(us|hk|jp|sg)-", re.IGNORECASE)
+_US = re.compile(r"^us-", re.IGNORECASE)
 _DATA_URI = re.compile(r"^data:[\w/+.-]+;base64,(.*)$", re.DOTALL)
 
 
@@ -99,6 +127,13 @@ class JimengConfig:
     # None: every non-empty id that is not dead is live.
     live_ids: frozenset[str] | None = None
     dead_ids: frozenset[str] = frozenset()
+    # Live ids whose account has no credits left.
+    broke_ids: frozenset[str] = frozenset()
+    # The fake's own upstream (jimeng.jianying.com) is unreachable.
+    upstream_down: bool = False
+    # Multiplies the real server's failure timings (15 s, 30 s) and the time a
+    # dead or broke id takes to be refused.
+    time_scale: float = 1.0
     faults: tuple[tuple[str, int], ...] = ()
     credits: int = 80
     long_side: int = 640
@@ -118,14 +153,26 @@ class Stats:
     urls: deque[str] = field(default_factory=lambda: deque(maxlen=50))
     # Generation/composition requests being served (the slow calls a worker holds open).
     in_flight: InFlight = field(default_factory=InFlight)
+    # Generations that finished upstream, whether or not their client was still there:
+    # what the account was charged for.
+    paid: int = 0
+    # Of those, the ones whose client had left before the answer (paid for nothing).
+    paid_unseen: int = 0
+    multi_picture_prompts: int = 0
 
 
 class Sessions:
     """Which session ids the fake upstream accepts; changeable at runtime."""
 
-    def __init__(self, *, live: frozenset[str] | None, dead: frozenset[str]) -> None:
+    def __init__(
+        self, *, live: frozenset[str] | None, dead: frozenset[str], broke: frozenset[str] = frozenset()
+    ) -> None:
         self.live: set[str] | None = None if live is None else set(live)
         self.dead: set[str] = set(dead)
+        self.broke: set[str] = set(broke)
+
+    def has_credits(self, session_id: str) -> bool:
+        return not ({session_id, _bare(session_id)} & self.broke)
 
     def is_live(self, session_id: str) -> bool:
         forms = {session_id, _bare(session_id)}
@@ -133,7 +180,16 @@ class Sessions:
             return False
         return self.live is None or bool(forms & self.live)
 
-    def update(self, *, dead: Sequence[str], live: Sequence[str]) -> None:
+    def update(
+        self,
+        *,
+        dead: Sequence[str],
+        live: Sequence[str],
+        broke: Sequence[str] = (),
+        funded: Sequence[str] = (),
+    ) -> None:
+        self.broke |= set(broke)
+        self.broke -= set(funded)
         for sid in dead:
             self.dead.add(sid)
             if self.live is not None:
@@ -170,8 +226,12 @@ def create_app(config: JimengConfig) -> FastAPI:
     faults = FaultQueue(FAULT_MODES)
     for mode, count in config.faults:
         faults.add(mode, count=count)
-    sessions = Sessions(live=config.live_ids, dead=config.dead_ids)
+    sessions = Sessions(live=config.live_ids, dead=config.dead_ids, broke=config.broke_ids)
+    upstream = {"down": config.upstream_down}
     stats = Stats()
+    # Generations go on after their client leaves, as upstream's do.
+    running: set[asyncio.Task[Any]] = set()
+    scale = config.time_scale
     files: OrderedDict[str, bytes | Callable[[], bytes]] = OrderedDict()
     secret = secrets.token_bytes(32)
     pick = random.Random()
@@ -211,25 +271,38 @@ def create_app(config: JimengConfig) -> FastAPI:
             "files": len(files),
             "last_request": stats.last_request,
             "urls": list(stats.urls),
+            "paid": stats.paid,
+            "paid_unseen": stats.paid_unseen,
+            "multi_picture_prompts": stats.multi_picture_prompts,
+            "upstream_down": upstream["down"],
             **stats.in_flight.as_dict(),
         }
 
     @app.post("/_fake/sessions")
     async def change_sessions(request: Request) -> JSONResponse:
         body = await _json_object(request)
-        dead, live = body.get("dead", []), body.get("live", [])
-        if not (_str_list(dead) and _str_list(live)):
+        lists = {k: body.get(k, []) for k in ("dead", "live", "broke", "funded")}
+        if not all(_str_list(v) for v in lists.values()):
             return JSONResponse(
-                {"error": 'send {"dead": [ids], "live": [ids]} (lists of strings)'},
+                {"error": 'send {"dead", "live", "broke", "funded": [ids]} (lists of strings)'},
                 status_code=400,
             )
-        sessions.update(dead=dead, live=live)
+        sessions.update(**lists)
         return JSONResponse(
             {
                 "dead": sorted(sessions.dead),
                 "live": None if sessions.live is None else sorted(sessions.live),
+                "broke": sorted(sessions.broke),
             }
         )
+
+    @app.post("/_fake/upstream")
+    async def change_upstream(request: Request) -> JSONResponse:
+        body = await _json_object(request)
+        if not isinstance(body.get("down"), bool):
+            return JSONResponse({"error": 'send {"down": true|false}'}, status_code=400)
+        upstream["down"] = body["down"]
+        return JSONResponse({"down": upstream["down"]})
 
     @app.post("/token/check")
     async def token_check(request: Request) -> JSONResponse:
@@ -238,6 +311,10 @@ def create_app(config: JimengConfig) -> FastAPI:
         token = body.get("token")
         if not isinstance(token, str):
             return fail(-2000, "Params body.token invalid")
+        if upstream["down"]:
+            # The real one answers false for ANY failure, its own outage included.
+            await asyncio.sleep(UNREACHABLE_SECONDS * scale)
+            return JSONResponse({"live": False})
         return JSONResponse({"live": sessions.is_live(token)})
 
     @app.post("/token/points")
@@ -247,16 +324,18 @@ def create_app(config: JimengConfig) -> FastAPI:
         if authorization is None:
             return fail(-2000, "Params headers.authorization invalid")
         tokens = _split(authorization)
+        if upstream["down"]:
+            await asyncio.sleep(UNREACHABLE_SECONDS * scale)
+            return fail(-1000, UNREACHABLE)
         # The real one asks upstream for every id and fails as a whole if one is dead.
         if not all(sessions.is_live(t) for t in tokens):
             return fail(-2002, LOGIN_EXPIRED)
-        credit = {
-            "giftCredit": config.credits,
-            "purchaseCredit": 0,
-            "vipCredit": 0,
-            "totalCredit": config.credits,
-        }
-        return JSONResponse([{"token": t, "points": credit} for t in tokens])
+
+        def credit(token: str) -> dict[str, int]:
+            left = config.credits if sessions.has_credits(token) else 0
+            return {"giftCredit": left, "purchaseCredit": 0, "vipCredit": 0, "totalCredit": left}
+
+        return JSONResponse([{"token": t, "points": credit(t)} for t in tokens])
 
     @app.post("/v1/images/generations")
     async def generations(request: Request) -> Response:
@@ -276,16 +355,35 @@ def create_app(config: JimengConfig) -> FastAPI:
             # several shows up as random failures.
             session_id = pick.choice(_split(params.authorization))
             stats.sessions_used[session_id] += 1
+            if _US.match(session_id) and params.model not in US_MODELS:
+                raise Failure(-1000, f'国际版不支持模型 "{params.model}"。支持的模型: {", ".join(US_MODELS)}')
+            if upstream["down"]:
+                if composition:
+                    await asyncio.sleep(UPLOAD_UNREACHABLE_SECONDS * scale)
+                    raise Failure(-2007, f"图片上传失败: {UNREACHABLE}")
+                await asyncio.sleep(UNREACHABLE_SECONDS * scale)
+                raise Failure(-1000, UNREACHABLE)
             if not sessions.is_live(session_id):
+                await asyncio.sleep(1.0 * scale)  # one round trip upstream
                 raise Failure(-2002, LOGIN_EXPIRED)
+            if not sessions.has_credits(session_id):
+                await asyncio.sleep(1.0 * scale)
+                raise Failure(-2009, "[积分不足]: credit prededuct not enough")
+            if params.model.startswith("jimeng-4") and MULTI_PICTURE.search(params.prompt):
+                stats.multi_picture_prompts += 1
             reference = await _reference(request, params.images[0]) if params.images else None
             fault = faults.take()
-            if fault is not None and fault.mode == "hang":
+            seconds = config.image_seconds
+            if fault is not None and fault.mode == "slow":
+                seconds = fault.seconds if fault.seconds is not None else 60.0
+            elif fault is not None and fault.mode == "hang":
                 if await _hold(request, fault.seconds if fault.seconds is not None else 3600.0):
                     return Response(status_code=499)  # nobody is listening any more
             elif fault is not None:
                 if fault.mode in SLOW_FAULTS:
                     await asyncio.sleep(config.image_seconds)
+                elif fault.mode == "plain_error":  # its message says: a 45 s upstream timeout
+                    await asyncio.sleep(UNREACHABLE_SECONDS * scale)
                 if fault.mode == "empty_data":
                     return JSONResponse({"created": int(time.time()), "data": []})
                 raise Failure(*FAULT_ERRORS[fault.mode])
@@ -293,6 +391,23 @@ def create_app(config: JimengConfig) -> FastAPI:
             return fail(exc.code, exc.message)
 
         stats.models_used[params.model] += 1
+        # Upstream draws whether or not the client waits for it, and charges for it.
+        drawing = asyncio.ensure_future(_draw(params, reference, seconds))
+        running.add(drawing)
+        drawing.add_done_callback(running.discard)
+        try:
+            images = await asyncio.shield(drawing)
+        except asyncio.CancelledError:
+            stats.paid_unseen += 1
+            raise
+        if await request.is_disconnected():
+            stats.paid_unseen += 1
+        return _answer(request, params, images, composition=composition)
+
+    async def _draw(
+        params: Params, reference: Image.Image | None, seconds: float
+    ) -> list[bytes | Callable[[], bytes]]:
+        """One generation upstream, paid for when it is done."""
         # The configured time is the whole wait: the first picture is rendered while
         # waiting, the other three only if someone downloads them (the way a client that
         # keeps one of the four costs this fake one render, not four).
@@ -310,15 +425,21 @@ def create_app(config: JimengConfig) -> FastAPI:
             for i in range(IMAGES_PER_REQUEST)
         ]
         first = asyncio.ensure_future(asyncio.to_thread(draw[0]))
-        await asyncio.sleep(config.image_seconds)
+        await asyncio.sleep(seconds)
         images: list[bytes | Callable[[], bytes]] = [await first, *draw[1:]]
+        stats.paid += 1
+        return images
+
+    def _answer(
+        request: Request, params: Params, images: list[bytes | Callable[[], bytes]], *, composition: bool
+    ) -> Response:
         data: list[dict[str, str]] = []
         base = str(request.base_url).rstrip("/")
         expires = math.ceil(time.time() + config.url_ttl)
         for picture in images:
             name = f"{secrets.token_hex(16)}.webp"
             if params.response_format == "b64_json":
-                picture = picture if isinstance(picture, bytes) else await asyncio.to_thread(picture)
+                picture = picture if isinstance(picture, bytes) else picture()
                 data.append({"b64_json": base64.b64encode(picture).decode()})
             else:
                 url = f"{base}/files/{name}?expires={expires}&sig={sign(name, expires)}"
@@ -510,7 +631,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--url-ttl", type=float, default=10800.0, help="image URL lifetime, s")
     parser.add_argument("--live-ids", type=_ids, help="only these session ids are live")
     parser.add_argument("--dead-ids", type=_ids, default=frozenset(), help="expired ids")
+    parser.add_argument("--broke-ids", type=_ids, default=frozenset(), help="live ids with no credits")
     parser.add_argument("--credits", type=int, default=80)
+    parser.add_argument("--upstream-down", action="store_true", help="the fake's own upstream is unreachable")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiplies the real server's failure timings (15 s, 30 s), e.g. 0.1 in tests",
+    )
     add_fault_option(parser, FAULT_MODES)
     return parser.parse_args(argv)
 
@@ -523,6 +652,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         url_ttl=args.url_ttl,
         live_ids=args.live_ids,
         dead_ids=args.dead_ids,
+        broke_ids=args.broke_ids,
+        upstream_down=args.upstream_down,
+        time_scale=args.time_scale,
         faults=tuple(args.fault),
         credits=args.credits,
     )

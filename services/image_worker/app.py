@@ -36,11 +36,12 @@ from services.common.bus import (
     publish_work,
     settle,
 )
-from services.common.control import latest_sessions
+from services.common.control import environment_since, latest_sessions, sent_by
 from services.common.errors import reader_error
 from services.common.logs import register_secrets
 from services.common.metrics import PICTURES
 from services.common.ops import Checks, OpsServer
+from services.common.settings import mask
 from services.common.topology import Topology
 from services.image_worker import claims
 from services.image_worker.config import ImageSettings
@@ -58,6 +59,7 @@ RETRY_CAP = 180.0  # seconds: the longest wait before a failed picture is tried 
 SHEET_LOOK = 0.1
 SHEET_HOLD = 30.0
 SHEET_POLL = 2.0
+
 
 def store_file(
     media_dir: Path, story_id: str, page: int, attempt: int, data: bytes, ext: str, *, name: str = ""
@@ -113,6 +115,7 @@ class Illustrator:
     async def start(self) -> None:
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
         self.provider = make_provider(self.settings, self.sessions)
+        await self.provider.start()
         self.downloader = Downloader(max_bytes=self.settings.image_max_bytes)
 
     async def stop(self) -> None:
@@ -213,9 +216,7 @@ class Illustrator:
             await asyncio.to_thread(claims.finish, folder, name, task.request, ready.model_dump(mode="json"))
         await self._result(ready)
 
-    async def wait_for_sheet(
-        self, story_id: str, key: str, hold: float
-    ) -> tuple[Path | str | None, float]:
+    async def wait_for_sheet(self, story_id: str, key: str, hold: float) -> tuple[Path | str | None, float]:
         """The story's sheet (see find_sheet) as soon as it is there, looking for at most
         `hold` seconds; and how long that took."""
         started = time.monotonic()
@@ -313,6 +314,28 @@ class Illustrator:
         )
 
 
+async def adopt_kept_sessions(broker: RabbitBroker, topology: Topology, sessions: SessionPool) -> None:
+    """Session ids rotated by an operator while this worker was not running, unless the
+    environment changed since: the operator's newest intent wins."""
+    kept = await latest_sessions(broker, topology)
+    since = await environment_since(broker, topology, sessions.ids)
+    if kept is None:
+        log.info("jimeng session ids from JIMENG_SESSION_ID: %s", ", ".join(mask(i) for i in sessions.ids))
+        return
+    register_secrets(kept.ids)
+    if kept.at >= since:
+        sessions.apply(kept.mode, kept.ids, source=sent_by(kept))
+        return
+    log.error(
+        "the session ids kept by %s are older than this JIMENG_SESSION_ID (changed at %s) and are not "
+        "used; using the environment's %s. To use other ids, run `jimeng-session set` again",
+        sent_by(kept),
+        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(since)),
+        ", ".join(mask(i) for i in sessions.ids),
+    )
+    sessions.source = f"JIMENG_SESSION_ID (changed after {sent_by(kept)})"
+
+
 def make_provider(settings: ImageSettings, sessions: SessionPool) -> Provider:
     """The provider IMAGE_PROVIDER names."""
     return Jimeng(
@@ -367,8 +390,8 @@ def create_app(settings: ImageSettings) -> FastStream:
         except ValueError:
             log.error("unreadable control message ignored")
             return
-        illustrator.sessions.apply(command.mode, command.ids)
         register_secrets(command.ids)
+        illustrator.sessions.apply(command.mode, command.ids, source=sent_by(command))
         illustrator.forget_session_check()
 
     app = FastStream(broker, logger=logging.getLogger("faststream"))
@@ -377,11 +400,8 @@ def create_app(settings: ImageSettings) -> FastStream:
     async def _start() -> None:
         await broker.connect()
         await declare_topology(broker, topology)
+        await adopt_kept_sessions(broker, topology, illustrator.sessions)
         await illustrator.start()
-        # Session ids rotated by an operator while this worker was not running.
-        if (kept := await latest_sessions(broker, topology)) is not None:
-            register_secrets(kept.ids)
-            illustrator.sessions.apply(kept.mode, kept.ids)
         await ops.start()
 
     @app.on_shutdown

@@ -19,8 +19,12 @@ class ImageSettings(ServiceSettings):
     jimeng_model: str = "jimeng-4.5"
     jimeng_ratio: Literal["1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3", "21:9"] = "4:3"
     jimeng_resolution: Literal["1k", "2k", "4k"] = "2k"
-    # jimeng holds a request open 30 s to 5 min while it draws.
-    jimeng_timeout: float = Field(default=360.0, gt=0)
+    # jimeng holds a request open 30 s to 5 min while it draws (tens of minutes in a long
+    # queue) and goes on drawing, and charging, after its client leaves. A picture that
+    # takes longer than this fails as image_timeout and is never asked for again by
+    # itself. It must stay under RabbitMQ's consumer_timeout (30 min by default): past
+    # that the broker takes the task back and hands it out again, which would pay twice.
+    jimeng_timeout: float = Field(default=900.0, gt=0, le=1500.0)
     image_concurrency: int = Field(default=16, ge=1, le=1000)
     image_max_attempts: int = Field(default=3, ge=1, le=10)
     image_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)

@@ -1,13 +1,28 @@
-"""The jimeng-api client: every error is HTTP 200 with a `code`, so the body decides.
+"""The jimeng-api provider: every error is HTTP 200 with a `code`, so the body decides.
+
+What the real server does shapes this client (docs/upstreams.md):
+- It never stops a generation whose client left, and charges for it. So a request
+  that timed out or lost its connection after it was sent is never sent again by
+  itself: the picture fails as `image_timeout` and the reader may ask for a redraw.
+  Only a request that never reached jimeng-api (connection refused) is tried again.
+- `/token/check` says `live: false` for ANY failure, its own outage included, so it
+  never marks an id dead. Ids are judged by what proves something: -2002 from a real
+  call, or `/token/points` (-2002: expired; 0 credits: none left; -1000 after ~15 s:
+  jimeng-api cannot reach jimeng, which says nothing about the ids).
+- A -1000 that comes back at once is jimeng-api's own validation (a ratio, a model a
+  region id cannot use): a configuration error, not tried again, named with the
+  variable to change. One that takes seconds is an outage, tried again later.
 
 Session ids are used in turn, one per request (jimeng-api itself would pick one at
 random from a comma list, and one dead id would give random failures). An id that
-answers -2002 is set aside; the next request uses the next live one.
+answers "expired" or "no credits" is set aside; the request goes on with the next
+one, and a watcher gives set-aside ids back when `/token/points` shows them usable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -22,9 +37,45 @@ from services.image_worker.provider import Checks, ImageError, Tally
 
 log = logging.getLogger(__name__)
 
+# A -1000 faster than this is jimeng-api refusing the request itself; the real server
+# needs ~15 s (4 tries, 5 s apart) to give up on an unreachable upstream.
+INSTANT = 5.0
+# How long a credit check may take: the real server answers a failure after ~15 s.
+POINTS_TIMEOUT = 40.0
+SESSION_CHECK_EVERY = 60.0
+EXPIRED, NO_CREDITS = "expired", "no credits"
+# Words that switch jimeng-4.x into multi-picture mode (one prompt, several pictures).
+_MULTI_PICTURE = re.compile(r"绘本|故事|连续|\d+\s*张")
+_MULTI_PICTURE_INSTEAD = {"绘本": "插画", "故事": "场景", "连续": ""}
 
-def classify(body: Any) -> ImageError | None:
-    """None when the body is a success with at least one image."""
+
+def single_picture(prompt: str) -> str:
+    """The prompt without the words that would make jimeng draw a set of pictures."""
+    return _MULTI_PICTURE.sub(lambda m: _MULTI_PICTURE_INSTEAD.get(m.group(0), ""), prompt)
+
+
+def config_hint(message: str) -> str:
+    """Which setting an instant -1000 points at."""
+    if "国际版不支持模型" in message:
+        return (
+            "JIMENG_MODEL is not offered to region session ids (us-...): set JIMENG_MODEL to one the "
+            "message lists, or use a session id of the mainland site"
+        )
+    if "比例" in message:
+        return "set JIMENG_RATIO to one the message lists"
+    if "分辨率" in message:
+        return "set JIMENG_RESOLUTION to 1k, 2k or 4k"
+    if "Route" in message:
+        return "JIMENG_API_URL answers but is not jimeng-api (or an older version): check it"
+    return "check JIMENG_MODEL, JIMENG_RATIO and JIMENG_RESOLUTION against the jimeng-api version in use"
+
+
+def classify(body: Any, *, elapsed: float | None = None) -> ImageError | None:
+    """None when the body is a success with at least one image.
+
+    `elapsed` (seconds the call took) tells jimeng-api's own validation (instant)
+    from an outage (slow) when both say -1000; unknown counts as slow.
+    """
     if not isinstance(body, dict):
         return ImageError("image_failed", "jimeng-api answered something that is not JSON", True)
     code = body.get("code")
@@ -48,20 +99,39 @@ def classify(body: Any) -> ImageError | None:
     if code == -2007:
         if "2038" in message:
             return ImageError("image_content_policy", "the picture was refused by policy", policy=True)
+        if "上传失败" in message:
+            return ImageError("image_unavailable", f"jimeng-api cannot reach jimeng: {message[:160]}", True)
         return ImageError("image_failed", f"generation failed: {message[:160]}", True)
     if code == -2000:
-        return ImageError("image_failed", f"jimeng rejected a parameter: {message[:160]}")
+        return ImageError(
+            "image_config", f"jimeng-api rejected a parameter: {message[:160]}: {config_hint(message)}"
+        )
+    if code == -1000:
+        if elapsed is not None and elapsed < INSTANT:
+            return ImageError(
+                "image_config",
+                f"jimeng-api refused the request at once: {message[:200]}: {config_hint(message)}",
+            )
+        return ImageError(
+            "image_unavailable",
+            f"jimeng-api cannot reach jimeng ({message[:160]}): check the network or proxy of the "
+            "jimeng-api container",
+            True,
+        )
     return ImageError("image_failed", f"jimeng error {code}: {message[:160]}", True)
 
 
 @dataclass
 class SessionPool:
+    """The ids the worker draws with, where they came from, and which are set aside (and why)."""
+
     ids: list[str]
-    dead: set[str] = field(default_factory=set)
+    source: str = "JIMENG_SESSION_ID"
+    aside: dict[str, str] = field(default_factory=dict)  # id -> EXPIRED or NO_CREDITS
     _next: int = 0
 
     def live(self) -> list[str]:
-        return [i for i in self.ids if i not in self.dead]
+        return [i for i in self.ids if i not in self.aside]
 
     def pick(self) -> str | None:
         live = self.live()
@@ -71,43 +141,63 @@ class SessionPool:
         self._next += 1
         return choice
 
-    def kill(self, sid: str) -> None:
-        if sid not in self.dead:
-            self.dead.add(sid)
-            log.error("jimeng session id %s expired; %d live left", mask(sid), len(self.live()))
+    def set_aside(self, sid: str, why: str) -> None:
+        if self.aside.get(sid) != why:
+            self.aside[sid] = why
+            log.error(
+                "jimeng session id %s set aside (%s); %d of %d can draw",
+                mask(sid),
+                why,
+                len(self.live()),
+                len(self.ids),
+            )
         self._count()
 
-    def mark(self, sid: str, *, live: bool) -> None:
-        if live:
-            self.dead.discard(sid)
-            self._count()
-        else:
-            self.kill(sid)
+    def kill(self, sid: str) -> None:
+        self.set_aside(sid, EXPIRED)
 
-    def apply(self, mode: str, ids: list[str]) -> None:
+    def revive(self, sid: str) -> None:
+        if self.aside.pop(sid, None) is not None:
+            log.warning("jimeng session id %s can draw again", mask(sid))
+        self._count()
+
+    def apply(self, mode: str, ids: list[str], *, source: str | None = None) -> None:
         """An operator's rotation: takes effect for the very next picture."""
         ids = [i.strip() for i in ids if i.strip()]
         if mode == "set":
-            self.ids, self.dead = ids, set()
+            self.ids, self.aside = ids, {}
         elif mode == "add":
             self.ids += [i for i in ids if i not in self.ids]
-            self.dead -= set(ids)
+            for i in ids:
+                self.aside.pop(i, None)
         elif mode == "remove":
             self.ids = [i for i in self.ids if i not in ids]
+        self.source = source or f"{self.source} + `jimeng-session {mode}`"
         log.warning(
-            "jimeng session ids changed (%s): now %s",
+            "jimeng session ids changed (%s): now %s, from %s",
             mode,
             ", ".join(mask(i) for i in self.ids) or "none",
+            self.source,
         )
         self._count()
 
+    def why_not(self) -> str:
+        """The set-aside ids and why, masked: "...0000 expired, ...1111 no credits"."""
+        return ", ".join(f"{mask(i)} {self.aside[i]}" for i in self.ids if i in self.aside)
+
     def _count(self) -> None:
         JIMENG_SESSIONS.labels("live").set(len(self.live()))
-        JIMENG_SESSIONS.labels("dead").set(len([i for i in self.ids if i in self.dead]))
+        JIMENG_SESSIONS.labels("dead").set(sum(1 for i in self.ids if self.aside.get(i) == EXPIRED))
+        JIMENG_SESSIONS.labels("no_credits").set(sum(1 for i in self.ids if self.aside.get(i) == NO_CREDITS))
 
 
-SESSION_CHECK_EVERY = 60.0
-REVIVE_EVERY = 30.0  # seconds between re-checks of set-aside session ids when none is live
+@dataclass(frozen=True)
+class Points:
+    """What `/token/points` says of one id: credits left, or why it could not say."""
+
+    credits: int | None = None
+    expired: bool = False
+    unreachable: str = ""  # jimeng-api could not ask jimeng (outage), or did not answer
 
 
 class Jimeng:
@@ -124,51 +214,89 @@ class Jimeng:
             timeout=httpx.Timeout(timeout, connect=10.0),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
         )
-        self._revived_at = 0.0
-        self._session_check: tuple[float, str] | None = None
+        # The last verdict on the ids (for /readyz), refreshed by `watch`.
+        self.verdict = "checking the session ids with jimeng-api"
+        self._checked_at = 0.0
+        self._check_now = asyncio.Event()
+        self._check_lock = asyncio.Lock()
+        self._watcher: asyncio.Task[None] | None = None
+        # The last configuration error jimeng-api answered, until a picture succeeds.
+        self.refused: str | None = None
+
+    async def start(self) -> None:
+        self._watcher = asyncio.create_task(self.watch(), name="jimeng-session-watch")
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         await self.http.aclose()
 
     async def draw(self, *, prompt: str, ratio: str, reference: str | None, tally: Tally) -> str:
-        tally.calls += 1
         return await self.generate(
-            prompt=prompt, ratio=ratio, resolution=self.resolution, images=[reference] if reference else None
+            prompt=prompt,
+            ratio=ratio,
+            resolution=self.resolution,
+            images=[reference] if reference else None,
+            tally=tally,
         )
 
     async def readiness(self) -> Checks:
-        return {"jimeng": await self.ping(), "sessions": await self.session_check()}
-
-    async def session_check(self) -> str:
-        """Which session ids are live, asked of jimeng-api at most once a minute."""
-        now = time.monotonic()
-        if self._session_check is None or now - self._session_check[0] > SESSION_CHECK_EVERY:
-            self._session_check = (now, await self.check_sessions())
-        return self._session_check[1]
+        checks = {"jimeng": await self.ping(), "sessions": self.verdict}
+        if self.refused:
+            checks["drawing"] = self.refused
+        return checks
 
     def forget_session_check(self) -> None:
-        self._session_check = None
+        """The ids changed: judge them again now."""
+        self._check_now.set()
+
+    async def watch(self) -> None:
+        """Judge the ids at start, every minute, and whenever they change."""
+        while True:
+            try:
+                await self.check_sessions()
+            except Exception:  # the watcher must outlive any odd answer
+                log.exception("checking the jimeng session ids failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._check_now.wait(), timeout=SESSION_CHECK_EVERY)
+            self._check_now.clear()
 
     async def generate(
-        self, *, prompt: str, ratio: str, resolution: str, images: list[str] | None = None
+        self,
+        *,
+        prompt: str,
+        ratio: str,
+        resolution: str,
+        images: list[str] | None = None,
+        tally: Tally | None = None,
     ) -> str:
-        """Return the URL of the first image; switch to another live id on -2002."""
+        """Return the URL of the first image; go on with another id when one is set aside."""
         started = time.monotonic()
         outcome = "ok"
         try:
-            return await self._generate(prompt=prompt, ratio=ratio, resolution=resolution, images=images)
+            url = await self._generate(
+                prompt=prompt, ratio=ratio, resolution=resolution, images=images, tally=tally or Tally()
+            )
+            self.refused = None
+            return url
         except ImageError as err:
             outcome = err.code
+            if err.code == "image_config":
+                self.refused = err.message
             raise
         finally:
             UPSTREAM_SECONDS.labels("jimeng", outcome).observe(time.monotonic() - started)
 
-    async def _generate(self, *, prompt: str, ratio: str, resolution: str, images: list[str] | None) -> str:
+    async def _generate(
+        self, *, prompt: str, ratio: str, resolution: str, images: list[str] | None, tally: Tally
+    ) -> str:
         # With reference images: /v1/images/compositions (image(s) + text to image).
         endpoint = "compositions" if images else "generations"
         body: dict[str, Any] = {
             "model": self.model,
-            "prompt": prompt,
+            "prompt": single_picture(prompt),
             "ratio": ratio,
             "resolution": resolution,
             "response_format": "url",
@@ -177,40 +305,67 @@ class Jimeng:
             body["images"] = images
         while True:
             sid = self.sessions.pick()
-            if sid is None and time.monotonic() - self._revived_at > REVIVE_EVERY:
-                # Every id is set aside: ask jimeng-api once whether one came back to life
-                # (a passing -2002, or an operator renewed the cookie upstream).
-                self._revived_at = time.monotonic()
+            if sid is None and time.monotonic() - self._checked_at > SESSION_CHECK_EVERY / 2:
+                # Every id is set aside: ask once whether one can draw again (credits back,
+                # or an operator renewed the cookie upstream).
                 await self.check_sessions()
                 sid = self.sessions.pick()
             if sid is None:
-                raise ImageError("image_session_expired", "no live jimeng session id is configured")
+                raise self._none_can_draw()
+            sent = time.monotonic()
             try:
                 resp = await self.http.post(
                     f"{self.base_url}/v1/images/{endpoint}",
                     headers={"Authorization": f"Bearer {sid}"},
                     json=body,
                 )
-            except httpx.TimeoutException:
-                raise ImageError("image_timeout", "jimeng did not finish the picture in time", True) from None
-            except httpx.TransportError as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # Never reached jimeng-api: nothing was drawn or paid; another attempt may.
                 raise ImageError(
-                    "image_failed", f"jimeng-api unreachable: {type(exc).__name__}", True
+                    "image_unavailable",
+                    f"jimeng-api unreachable at JIMENG_API_URL ({type(exc).__name__}): is it running?",
+                    True,
                 ) from None
+            except httpx.TimeoutException:
+                tally.calls += 1
+                raise ImageError(
+                    "image_timeout",
+                    "jimeng-api did not finish the picture within JIMENG_TIMEOUT; not asked again, "
+                    "because jimeng goes on drawing (and charging) after we leave",
+                ) from None
+            except httpx.TransportError as exc:
+                tally.calls += 1
+                raise ImageError(
+                    "image_timeout",
+                    f"the connection to jimeng-api broke while it drew ({type(exc).__name__}); not asked "
+                    "again, because jimeng goes on drawing (and charging) after we leave",
+                ) from None
+            tally.calls += 1
             if resp.status_code != 200:
                 raise ImageError("image_failed", f"jimeng-api answered HTTP {resp.status_code}", True)
             try:
                 answer = resp.json()
             except ValueError:
                 answer = None
-            err = classify(answer)
+            err = classify(answer, elapsed=time.monotonic() - sent)
             if err is None:
                 return str(next(d["url"] for d in answer["data"] if isinstance(d, dict) and d.get("url")))
-            if err.code == "image_session_expired":
-                self.sessions.kill(sid)
+            if err.code in ("image_session_expired", "image_no_credits"):
+                # Nothing was drawn with this id; the same picture goes on with the next one.
+                self.sessions.set_aside(sid, EXPIRED if err.code == "image_session_expired" else NO_CREDITS)
                 if self.sessions.live():
                     continue
+                raise self._none_can_draw()
             raise err
+
+    def _none_can_draw(self) -> ImageError:
+        why = self.sessions.why_not()
+        code = "image_no_credits" if NO_CREDITS in self.sessions.aside.values() else "image_session_expired"
+        return ImageError(
+            code,
+            f"no jimeng session id can draw ({why or 'none configured'}): "
+            "run `python -m services.doctor jimeng-session set <new ids>`",
+        )
 
     async def ping(self) -> str:
         try:
@@ -221,25 +376,69 @@ class Jimeng:
             return f"JIMENG_API_URL answers HTTP {resp.status_code} without pong: is it jimeng-api?"
         return "ok"
 
+    async def points(self, sid: str) -> Points:
+        """Ask jimeng-api what one id has left (it asks jimeng; ~15 s when it cannot)."""
+        try:
+            resp = await self.http.post(
+                f"{self.base_url}/token/points",
+                headers={"Authorization": f"Bearer {sid}"},
+                timeout=POINTS_TIMEOUT,
+            )
+            body = resp.json()
+        except httpx.TimeoutException:
+            return Points(unreachable=f"jimeng-api did not answer a credit check in {POINTS_TIMEOUT:.0f} s")
+        except (httpx.HTTPError, ValueError) as exc:
+            return Points(unreachable=f"jimeng-api unreachable ({type(exc).__name__})")
+        return read_points(body)
+
     async def check_sessions(self) -> str:
-        """Ask jimeng-api which ids are live; mark them so dead ones are skipped."""
+        """Judge every id by its credits, set aside or give back, and keep the verdict."""
+        async with self._check_lock:
+            ids = list(self.sessions.ids)
+            answers = await asyncio.gather(*(self.points(sid) for sid in ids))
+            self._checked_at = time.monotonic()
+            outage = ""
+            for sid, answer in zip(ids, answers, strict=True):
+                if answer.expired:
+                    self.sessions.set_aside(sid, EXPIRED)
+                elif answer.credits is not None:
+                    if answer.credits > 0:
+                        self.sessions.revive(sid)
+                    else:
+                        self.sessions.set_aside(sid, NO_CREDITS)
+                else:
+                    outage = answer.unreachable  # says nothing about the id: keep what we knew
+            self.verdict = self._verdict(outage, confirmed=any(a.unreachable == "" for a in answers))
+            return self.verdict
 
-        async def live(sid: str) -> bool | None:
-            try:
-                resp = await self.http.post(f"{self.base_url}/token/check", json={"token": sid}, timeout=10)
-                return bool(resp.json().get("live"))
-            except (httpx.HTTPError, ValueError, AttributeError):
-                return None  # unknown: keep what we knew
-
-        ids = list(self.sessions.ids)
-        answers = await asyncio.gather(*(live(sid) for sid in ids))
-        for sid, answer in zip(ids, answers, strict=True):
-            if answer is not None:
-                self.sessions.mark(sid, live=answer)
-        dead = [mask(s) for s in ids if s in self.sessions.dead]
-        if not self.sessions.live():
+    def _verdict(self, outage: str, *, confirmed: bool) -> str:
+        pool = self.sessions
+        if not pool.ids:
+            return "no jimeng session id configured: set JIMENG_SESSION_ID or run `doctor jimeng-session set`"
+        if outage and not confirmed:
+            return f"jimeng-api cannot reach jimeng ({outage}): check the network or proxy of jimeng-api"
+        if not pool.live():
             return (
-                f"no live jimeng session id ({', '.join(dead) or 'none configured'} expired): "
+                f"no jimeng session id can draw ({pool.why_not()}; ids from {pool.source}): "
                 "run `python -m services.doctor jimeng-session set <new ids>`"
             )
-        return f"ok ({', '.join(dead)} expired)" if dead else "ok"
+        remarks = [f"{len(pool.live())} of {len(pool.ids)} ids can draw, from {pool.source}"]
+        if pool.aside:
+            remarks.append(pool.why_not())
+        if outage:
+            remarks.append(f"some ids not checked: {outage}")
+        return f"ok ({'; '.join(remarks)})"
+
+
+def read_points(body: Any) -> Points:
+    """One id's `/token/points` answer: a list with its credits, or an error body."""
+    if isinstance(body, dict) and body.get("code") == -2002:
+        return Points(expired=True)
+    if isinstance(body, list):
+        for item in body:
+            points = item.get("points") if isinstance(item, dict) else None
+            if isinstance(points, dict) and isinstance(points.get("totalCredit"), int | float):
+                return Points(credits=int(points["totalCredit"]))
+    if isinstance(body, dict) and body.get("code") is not None:
+        return Points(unreachable=f"code {body.get('code')}: {str(body.get('message'))[:120]}")
+    return Points(unreachable=f"unexpected answer to a credit check: {repr(body)[:120]}")

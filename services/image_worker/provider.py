@@ -49,6 +49,10 @@ class Provider(Protocol):
         """
         ...
 
+    async def start(self) -> None:
+        """Open what the provider keeps open (a watcher, a client); called once."""
+        ...
+
     async def readiness(self) -> Checks:
         """Named checks for /readyz: "ok", "ok (remark)", or what is wrong and how to fix it."""
         ...

@@ -305,3 +305,83 @@ async def test_faults_from_config_and_stats(
     assert stats["faults_served"] == {"anti_bot": 1}
     assert stats["requests"]["generations"] == 2
     assert len(stats["last_request"]["images"][0]) < 300  # long values are cut for stats
+
+
+# ------------------------------------------------- what the real server does that is easy to miss
+
+
+async def test_a_generation_goes_on_and_is_paid_after_its_client_left(
+    start_jimeng: Callable[..., BackgroundServer], http: httpx.AsyncClient
+) -> None:
+    server = start_jimeng(image_seconds=0.6)
+    with pytest.raises(httpx.ReadTimeout):
+        await http.post(
+            f"{server.url}/v1/images/generations", json={"prompt": "x"}, headers=SESSION, timeout=0.1
+        )
+    assert (await http.get(f"{server.url}/_fake/stats")).json()["paid"] == 0, "not drawn yet"
+    await asyncio.sleep(0.9)
+    stats = (await http.get(f"{server.url}/_fake/stats")).json()
+    assert stats["paid"] == 1 and stats["paid_unseen"] == 1, "drawn and charged for nobody"
+    await generate(http, server, {"prompt": "y"})
+    stats = (await http.get(f"{server.url}/_fake/stats")).json()
+    assert stats["paid"] == 2 and stats["paid_unseen"] == 1
+
+
+async def test_an_unreachable_upstream_fails_slowly_and_token_check_says_false(
+    start_jimeng: Callable[..., BackgroundServer], http: httpx.AsyncClient
+) -> None:
+    server = start_jimeng(upstream_down=True, time_scale=0.02)  # 15 s -> 0.3 s, 30 s -> 0.6 s
+
+    async def timed(path: str, **kwargs: Any) -> tuple[Any, float]:
+        started = time.monotonic()
+        answer = (await http.post(f"{server.url}{path}", **kwargs)).json()
+        return answer, time.monotonic() - started
+
+    answer, took = await timed("/v1/images/generations", json={"prompt": "x"}, headers=SESSION)
+    assert answer["code"] == -1000 and "ENOTFOUND" in answer["message"] and took >= 0.3
+    body = {"prompt": "x", "images": [red_data_uri()]}
+    answer, took = await timed("/v1/images/compositions", json=body, headers=SESSION)
+    assert answer["code"] == -2007 and "图片上传失败" in answer["message"] and took >= 0.6
+    answer, took = await timed("/token/check", json={"token": "sess-good"})
+    assert answer == {"live": False} and took >= 0.3, "false for a live id: it proves nothing"
+    answer, took = await timed("/token/points", headers=SESSION)
+    assert answer["code"] == -1000 and took >= 0.3
+    await http.post(f"{server.url}/_fake/upstream", json={"down": False})
+    assert (await http.post(f"{server.url}/token/check", json={"token": "sess-good"})).json()["live"]
+    assert (await http.get(f"{server.url}/_fake/stats")).json()["paid"] == 0
+
+
+async def test_region_ids_refuse_models_the_international_site_lacks_at_once(
+    jimeng_server: BackgroundServer, http: httpx.AsyncClient
+) -> None:
+    region = {"Authorization": "Bearer us-sess-good"}
+    started = time.monotonic()
+    refused = await generate(http, jimeng_server, {"prompt": "x", "model": "jimeng-5.0"}, headers=region)
+    assert refused["code"] == -1000 and "国际版不支持模型" in refused["message"]
+    assert time.monotonic() - started < 1.0
+    drawn = await generate(http, jimeng_server, {"prompt": "x", "model": "jimeng-4.5"}, headers=region)
+    assert len(drawn["data"]) == 4
+    mainland = await generate(http, jimeng_server, {"prompt": "x", "model": "jimeng-5.0"})
+    assert len(mainland["data"]) == 4
+
+
+async def test_ids_without_credits(
+    start_jimeng: Callable[..., BackgroundServer], http: httpx.AsyncClient
+) -> None:
+    server = start_jimeng(broke_ids=frozenset({"broke"}))
+    refused = await generate(http, server, {"prompt": "x"}, headers={"Authorization": "Bearer broke"})
+    assert refused["code"] == -2009
+    points = (await http.post(f"{server.url}/token/points", headers={"Authorization": "Bearer broke"})).json()
+    assert points[0]["points"]["totalCredit"] == 0
+    await http.post(f"{server.url}/_fake/sessions", json={"funded": ["broke"]})
+    drawn = await generate(http, server, {"prompt": "x"}, headers={"Authorization": "Bearer broke"})
+    assert len(drawn["data"]) == 4
+
+
+async def test_words_that_switch_on_multi_picture_mode_are_counted(
+    jimeng_server: BackgroundServer, http: httpx.AsyncClient
+) -> None:
+    await generate(http, jimeng_server, {"prompt": "一只兔子，水彩"})
+    await generate(http, jimeng_server, {"prompt": "儿童绘本风格的兔子"})
+    await generate(http, jimeng_server, {"prompt": "画4张兔子"})
+    assert (await http.get(f"{jimeng_server.url}/_fake/stats")).json()["multi_picture_prompts"] == 2

@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from services.image_worker.jimeng import SessionPool
+from services.image_worker.jimeng import NO_CREDITS, Points, SessionPool, read_points, single_picture
 from services.image_worker.jimeng import classify as classify_jimeng
 from services.llm_worker.moonshot import classify as classify_llm
 
@@ -76,13 +76,19 @@ def test_transport_failures_are_retryable() -> None:
         ({"code": -2007, "message": "timed out with no results", "data": None}, "image_failed", True, False),
         (
             {"code": -1000, "message": "timeout of 45000ms exceeded", "data": None},
-            "image_failed",
+            "image_unavailable",
+            True,
+            False,
+        ),
+        (
+            {"code": -2007, "message": "图片上传失败: getaddrinfo ENOTFOUND", "data": None},
+            "image_unavailable",
             True,
             False,
         ),
         (
             {"code": -2000, "message": "Params body.prompt invalid", "data": None},
-            "image_failed",
+            "image_config",
             False,
             False,
         ),
@@ -108,3 +114,46 @@ def test_dead_session_ids_are_skipped_not_picked_at_random() -> None:
     pool.kill("a")
     pool.kill("c")
     assert pool.pick() is None
+
+
+def test_an_instant_minus_1000_is_a_configuration_error_naming_the_variable() -> None:
+    body = {"code": -1000, "message": '国际版不支持模型 "jimeng-5.0"。支持的模型: jimeng-4.5', "data": None}
+    instant = classify_jimeng(body, elapsed=0.05)
+    assert instant is not None and (instant.code, instant.retryable) == ("image_config", False)
+    assert "JIMENG_MODEL" in instant.message
+    slow = classify_jimeng({"code": -1000, "message": "getaddrinfo ENOTFOUND x", "data": None}, elapsed=15.2)
+    assert slow is not None and (slow.code, slow.retryable) == ("image_unavailable", True)
+    assert "cannot reach jimeng" in slow.message
+
+
+def test_ids_without_credits_are_set_aside_like_expired_ones_and_come_back() -> None:
+    pool = SessionPool(["broke", "live"])
+    pool.set_aside("broke", NO_CREDITS)
+    assert {pool.pick() for _ in range(4)} == {"live"}
+    assert "no credits" in pool.why_not() and "live" not in pool.why_not()
+    pool.revive("broke")
+    assert {pool.pick() for _ in range(4)} == {"broke", "live"}
+
+
+def test_prompts_never_switch_jimeng_into_multi_picture_mode() -> None:
+    prompt = "水彩绘本风格，连续的故事，4张：小兔子在月亮上"
+    cleaned = single_picture(prompt)
+    assert not any(word in cleaned for word in ("绘本", "故事", "连续", "4张"))
+    assert "小兔子在月亮上" in cleaned
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ([{"token": "a", "points": {"totalCredit": 12}}], Points(credits=12)),
+        ([{"token": "a", "points": {"totalCredit": 0}}], Points(credits=0)),
+        ({"code": -2002, "message": "[登录失效]", "data": None}, Points(expired=True)),
+    ],
+)
+def test_credit_answers(body: object, expected: Points) -> None:
+    assert read_points(body) == expected
+
+
+def test_an_unreachable_upstream_says_nothing_about_the_ids() -> None:
+    outage = read_points({"code": -1000, "message": "getaddrinfo ENOTFOUND", "data": None})
+    assert outage.credits is None and not outage.expired and "ENOTFOUND" in outage.unreachable
