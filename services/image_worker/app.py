@@ -344,6 +344,7 @@ def make_provider(settings: ImageSettings, sessions: SessionPool) -> Provider:
         model=settings.jimeng_model,
         timeout=settings.jimeng_timeout,
         resolution=settings.jimeng_resolution,
+        check_every=settings.jimeng_check_every,
     )
 
 

@@ -25,6 +25,8 @@ class ImageSettings(ServiceSettings):
     # itself. It must stay under RabbitMQ's consumer_timeout (30 min by default): past
     # that the broker takes the task back and hands it out again, which would pay twice.
     jimeng_timeout: float = Field(default=900.0, gt=0, le=1500.0)
+    # How often the session ids are judged again (credits back, an id expired).
+    jimeng_check_every: float = Field(default=60.0, ge=1.0)
     image_concurrency: int = Field(default=16, ge=1, le=1000)
     image_max_attempts: int = Field(default=3, ge=1, le=10)
     image_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)

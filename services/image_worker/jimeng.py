@@ -43,6 +43,7 @@ INSTANT = 5.0
 # How long a credit check may take: the real server answers a failure after ~15 s.
 POINTS_TIMEOUT = 40.0
 SESSION_CHECK_EVERY = 60.0
+READY_WAITS_FOR_CHECK = 5.0
 EXPIRED, NO_CREDITS = "expired", "no credits"
 # Words that switch jimeng-4.x into multi-picture mode (one prompt, several pictures).
 _MULTI_PICTURE = re.compile(r"绘本|故事|连续|\d+\s*张")
@@ -204,12 +205,20 @@ class Jimeng:
     name = "jimeng"
 
     def __init__(
-        self, *, base_url: str, sessions: SessionPool, model: str, timeout: float, resolution: str
+        self,
+        *,
+        base_url: str,
+        sessions: SessionPool,
+        model: str,
+        timeout: float,
+        resolution: str,
+        check_every: float = SESSION_CHECK_EVERY,
     ) -> None:
         self.base_url = base_url
         self.sessions = sessions
         self.model = model
         self.resolution = resolution
+        self.check_every = check_every
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=10.0),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
@@ -218,6 +227,7 @@ class Jimeng:
         self.verdict = "checking the session ids with jimeng-api"
         self._checked_at = 0.0
         self._check_now = asyncio.Event()
+        self._first_check = asyncio.Event()
         self._check_lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
         # The last configuration error jimeng-api answered, until a picture succeeds.
@@ -243,6 +253,9 @@ class Jimeng:
         )
 
     async def readiness(self) -> Checks:
+        # Right after start, give the first judgement of the ids a moment to arrive.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_check.wait(), timeout=READY_WAITS_FOR_CHECK)
         checks = {"jimeng": await self.ping(), "sessions": self.verdict}
         if self.refused:
             checks["drawing"] = self.refused
@@ -260,7 +273,7 @@ class Jimeng:
             except Exception:  # the watcher must outlive any odd answer
                 log.exception("checking the jimeng session ids failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._check_now.wait(), timeout=SESSION_CHECK_EVERY)
+                await asyncio.wait_for(self._check_now.wait(), timeout=self.check_every)
             self._check_now.clear()
 
     async def generate(
@@ -305,7 +318,7 @@ class Jimeng:
             body["images"] = images
         while True:
             sid = self.sessions.pick()
-            if sid is None and time.monotonic() - self._checked_at > SESSION_CHECK_EVERY / 2:
+            if sid is None and time.monotonic() - self._checked_at > min(self.check_every, 10.0):
                 # Every id is set aside: ask once whether one can draw again (credits back,
                 # or an operator renewed the cookie upstream).
                 await self.check_sessions()
@@ -409,6 +422,7 @@ class Jimeng:
                 else:
                     outage = answer.unreachable  # says nothing about the id: keep what we knew
             self.verdict = self._verdict(outage, confirmed=any(a.unreachable == "" for a in answers))
+            self._first_check.set()
             return self.verdict
 
     def _verdict(self, outage: str, *, confirmed: bool) -> str:
