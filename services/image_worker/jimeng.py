@@ -37,9 +37,10 @@ from services.image_worker.provider import Checks, ImageError, Tally
 
 log = logging.getLogger(__name__)
 
-# A -1000 faster than this is jimeng-api refusing the request itself; the real server
-# needs ~15 s (4 tries, 5 s apart) to give up on an unreachable upstream.
-INSTANT = 5.0
+# A -1000 faster than this is jimeng-api refusing the request itself (it validates in
+# milliseconds); the real server needs ~15 s (4 tries, 5 s apart) to give up on an
+# unreachable upstream. A slow validation is taken for an outage: tried again, no harm.
+INSTANT = 1.0
 # How long a credit check may take: the real server answers a failure after ~15 s.
 POINTS_TIMEOUT = 40.0
 SESSION_CHECK_EVERY = 60.0
