@@ -22,6 +22,8 @@ MESSAGES: dict[str, str] = {
     "llm_unsafe_output": "This page could not be written kindly enough. Tap retry.",
     "image_session_expired": f"The illustrator is not signed in. {_OPERATOR}",
     "image_no_credits": f"The illustrator has run out of credit. {_OPERATOR}",
+    "image_auth": f"The illustrator's key was refused. {_OPERATOR}",
+    "image_config": f"The illustrator is not set up correctly. {_OPERATOR}",
     "image_content_policy": "This picture could not be drawn. Tap redraw to try another one.",
     "image_timeout": "The picture took too long. Tap redraw to try again.",
     "image_failed": "The picture could not be drawn. Tap redraw to try again.",

@@ -43,6 +43,7 @@ from services.common.metrics import PICTURES
 from services.common.ops import Checks, OpsServer
 from services.common.topology import Topology
 from services.image_worker import claims
+from services.image_worker.ark import Ark
 from services.image_worker.config import ImageSettings
 from services.image_worker.download import Downloader
 from services.image_worker.jimeng import Jimeng, SessionPool
@@ -315,6 +316,16 @@ class Illustrator:
 
 def make_provider(settings: ImageSettings, sessions: SessionPool) -> Provider:
     """The provider IMAGE_PROVIDER names."""
+    if settings.provider == "ark":
+        assert settings.ark_api_key is not None  # the settings refuse ark without a key
+        return Ark(
+            base_url=settings.ark_base_url,
+            api_key=settings.ark_api_key.get_secret_value(),
+            model=settings.ark_image_model,
+            size=settings.ark_image_size,
+            timeout=settings.ark_timeout,
+        )
+    assert settings.jimeng_api_url is not None  # the settings refuse jimeng without one
     return Jimeng(
         base_url=settings.jimeng_api_url,
         sessions=sessions,
@@ -333,7 +344,7 @@ def soften(prompt: str) -> str:
 
 
 def create_app(settings: ImageSettings) -> FastStream:
-    register_secrets(settings.session_ids)
+    register_secrets(settings.secrets())
     topology = Topology(settings.rabbitmq_prefix)
     broker = make_broker(settings.rabbitmq_url, service="image_worker")
     illustrator = Illustrator(settings=settings, broker=broker, topology=topology)
