@@ -73,11 +73,9 @@ def classify(status: int, body: Any) -> ImageError:
     code = str(err.get("code") or "")
     param = str(err.get("param") or "")
     said = f"{status} {code or 'no error code'}: {str(err.get('message') or '')[:160]}".strip()
+    if code == "ContentSecurityDetectionError":  # the checker itself failed, not our prompt
+        return ImageError("image_failed", f"Ark's content check failed ({said}); trying again later", True)
     if "RiskDetection" in code or "SensitiveContent" in code:
-        if code == "ContentSecurityDetectionError":  # the checker itself failed, not our prompt
-            return ImageError(
-                "image_failed", f"Ark's content check failed ({said}); trying again later", True
-            )
         return ImageError(
             "image_content_policy", f"Ark refused the picture by content policy ({said})", policy=True
         )

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from services.fakes import jimeng, moonshot
+from services.fakes import ark, jimeng, moonshot
 from services.fakes.serving import BackgroundServer
 
 KEY = "sk-test-key"
@@ -18,6 +18,8 @@ KEY = "sk-test-key"
 # Fast enough for tests; the pacing itself has its own test.
 FAST_MOONSHOT = moonshot.MoonshotConfig(api_key=KEY, ttft=0.0, tps=0.0)
 FAST_JIMENG = jimeng.JimengConfig(image_seconds=0.0)
+ARK_KEY = "ark-test-key-0042"
+FAST_ARK = ark.ArkConfig(image_seconds=0.0, keys=frozenset({ARK_KEY}))
 
 
 @pytest.fixture
@@ -46,6 +48,25 @@ def start_jimeng() -> Iterator[Callable[..., BackgroundServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def start_ark() -> Iterator[Callable[..., BackgroundServer]]:
+    servers: list[BackgroundServer] = []
+
+    def start(**changes: Any) -> BackgroundServer:
+        server = BackgroundServer(ark.create_app(replace(FAST_ARK, **changes)))
+        servers.append(server.start())
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def ark_server(start_ark: Callable[..., BackgroundServer]) -> BackgroundServer:
+    return start_ark()
 
 
 @pytest.fixture
