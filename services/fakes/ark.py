@@ -148,6 +148,8 @@ class Stats:
     images_served: int = 0
     models_used: Counter[str] = field(default_factory=Counter)
     last_request: Any = None
+    # The most recent generation requests (shortened), oldest first.
+    recent: deque[Any] = field(default_factory=lambda: deque(maxlen=50))
     urls: deque[str] = field(default_factory=lambda: deque(maxlen=50))
     in_flight: InFlight = field(default_factory=InFlight)
 
@@ -209,6 +211,7 @@ def create_app(config: ArkConfig) -> FastAPI:
             "pending_faults": faults.pending(),
             "files": len(files),
             "last_request": stats.last_request,
+            "recent": list(stats.recent),
             "urls": list(stats.urls),
             **stats.in_flight.as_dict(),
         }
@@ -220,6 +223,7 @@ def create_app(config: ArkConfig) -> FastAPI:
             _authenticate(request.headers.get("authorization"), config.keys)
             body = await _json_object(request)
             stats.last_request = shorten(body)
+            stats.recent.append(stats.last_request)
             model = _model(body, config.open_models)
             params = _validate(body, model)
             references = [await _reference(source, i) for i, source in enumerate(params.images, start=1)]
