@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings, secret_ok
 
@@ -28,6 +29,10 @@ _WXH = re.compile(r"^(\d{2,5})[xX*](\d{2,5})$")
 
 
 class ImageSettings(ServiceSettings):
+    # docker compose passes the variables of the provider not chosen as empty strings:
+    # empty is unset, so an Ark installation is not refused for an empty session id.
+    model_config = SettingsConfigDict(env_ignore_empty=True)
+
     # Declared before the provider's own variables: their checks read these two.
     image_provider: Provider | None = Field(
         default=None, description="ark or jimeng; unset: ark when ARK_API_KEY is set, else jimeng"
