@@ -76,9 +76,18 @@ FIXES: dict[str, str] = {
     "(or leave it unset and use `make run` for the offline fake)",
     "MOONSHOT_BASE_URL": "use https://api.moonshot.cn/v1 (China) or https://api.moonshot.ai/v1",
     "LLM_PROXY": "use socks5://host:port, socks5h://host:port or http://host:port",
+    "IMAGE_PROVIDER": "set IMAGE_PROVIDER=ark (Volcengine Ark, an API key) or IMAGE_PROVIDER=jimeng "
+    "(jimeng-api, session cookies), or leave it unset: ark when ARK_API_KEY is set",
+    "ARK_API_KEY": "set ARK_API_KEY to an API key from the Ark console (console.volcengine.com/ark, "
+    "API Key management) in the image_worker's environment, or set IMAGE_PROVIDER=jimeng",
+    "ARK_BASE_URL": "use https://ark.cn-beijing.volces.com/api/v3 (the default)",
+    "ARK_IMAGE_MODEL": "use a Seedream model id your account has activated, e.g. "
+    "doubao-seedream-4-0-250828, or an endpoint id ep-...",
+    "ARK_IMAGE_SIZE": "use 1K, 2K (the default) or 4K, or WIDTHxHEIGHT such as 2048x1536",
+    "ARK_TIMEOUT": "use a number of seconds, e.g. 180",
     "JIMENG_API_URL": "set JIMENG_API_URL to the jimeng-api service, e.g. http://jimeng-api:5100",
     "JIMENG_SESSION_ID": "set JIMENG_SESSION_ID to one or more sessionid cookies from jimeng.jianying.com, "
-    "comma-separated, in the image_worker's environment",
+    "comma-separated, in the image_worker's environment (or set ARK_API_KEY to draw with Volcengine Ark)",
     "GATEWAY_PORT": "use a free TCP port number, e.g. 8000",
 }
 

@@ -41,6 +41,8 @@ def main() -> int:
     if port_open("127.0.0.1", port):
         print(f"Port {port} is already in use: stop what holds it or set GATEWAY_PORT.", file=sys.stderr)
         return 1
+    # The image provider the image_worker will use (its settings decide the same way).
+    provider = env.get("IMAGE_PROVIDER") or ("ark" if env.get("ARK_API_KEY") else "jimeng")
     config = StackConfig(
         rabbitmq_url=url,
         gateway_port=port,
@@ -48,11 +50,18 @@ def main() -> int:
         media_dir=Path(env.get("MEDIA_DIR", "var/media")),
         story_pages=int(env.get("STORY_PAGES", "6")),
         use_fake_moonshot=not env.get("MOONSHOT_API_KEY"),
-        use_fake_jimeng=not env.get("JIMENG_SESSION_ID"),
+        use_fake_jimeng=provider == "jimeng" and not env.get("JIMENG_SESSION_ID"),
+        use_fake_ark=provider == "ark" and not env.get("ARK_API_KEY"),
     )
     stack = Stack(config, base_env=env)
     fakes = [
-        n for n, on in (("Moonshot", config.use_fake_moonshot), ("jimeng", config.use_fake_jimeng)) if on
+        n
+        for n, on in (
+            ("Moonshot", config.use_fake_moonshot),
+            ("jimeng", config.use_fake_jimeng),
+            ("Ark", config.use_fake_ark),
+        )
+        if on
     ]
     if fakes:
         print(f"No key for {' and '.join(fakes)}: using the offline fake(s).")

@@ -1,5 +1,6 @@
 """Start the whole system as processes: gateway, both workers and, where no real
-upstream is configured, the two fakes. Used by `make run` and by the end-to-end tests.
+upstream is configured, the fakes (Moonshot, and jimeng-api or Ark). Used by `make run`
+and by the end-to-end tests.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
+
+# The key the Ark fake accepts when it stands in for Ark.
+ARK_FAKE_KEY = "ark-offline-fake-key"
 
 
 def free_port() -> int:
@@ -128,17 +132,23 @@ class StackConfig:
     # Fakes: started when the real upstream is not configured.
     use_fake_moonshot: bool = True
     use_fake_jimeng: bool = True
+    # The Ark fake instead of jimeng's: the image_worker draws with IMAGE_PROVIDER=ark.
+    use_fake_ark: bool = False
     moonshot_port: int = 8101
     jimeng_port: int = 5100
+    ark_port: int = 8102
     moonshot_ttft: float = 0.8
     moonshot_tps: float = 25.0
     jimeng_seconds: float = 8.0
     jimeng_url_ttl: float = 3 * 3600.0
     # The fake's failure timings as a share of the real server's (15 s, 30 s).
     jimeng_time_scale: float = 1.0
+    ark_seconds: float = 8.0
+    ark_url_ttl: float = 24 * 3600.0
     gateways: int = 1
     moonshot_args: list[str] = field(default_factory=list)
     jimeng_args: list[str] = field(default_factory=list)
+    ark_args: list[str] = field(default_factory=list)
     llm_ops_port: int = 8011
     image_ops_port: int = 8012
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -167,6 +177,15 @@ class Stack:
     def jimeng_url(self) -> str:
         return f"http://127.0.0.1:{self.config.jimeng_port}"
 
+    @property
+    def ark_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.ark_port}/api/v3"
+
+    @property
+    def ark_fake_url(self) -> str:
+        """Where the Ark fake's own routes (/_fake/...) are."""
+        return f"http://127.0.0.1:{self.config.ark_port}"
+
     # -------------------------------------------------------------- env
     def service_env(self) -> dict[str, str]:
         cfg = self.config
@@ -181,9 +200,15 @@ class Stack:
         )
         if cfg.use_fake_moonshot:
             env.update(MOONSHOT_BASE_URL=self.moonshot_url, MOONSHOT_API_KEY="sk-offline-fake-key")
-        if cfg.use_fake_jimeng:
-            env.update(JIMENG_API_URL=self.jimeng_url, JIMENG_SESSION_ID="offline-fake-session")
-        if cfg.use_fake_moonshot or cfg.use_fake_jimeng:
+        if cfg.use_fake_ark:
+            env.update(IMAGE_PROVIDER="ark", ARK_BASE_URL=self.ark_url, ARK_API_KEY=ARK_FAKE_KEY)
+        elif cfg.use_fake_jimeng:
+            env.update(
+                IMAGE_PROVIDER="jimeng",
+                JIMENG_API_URL=self.jimeng_url,
+                JIMENG_SESSION_ID="offline-fake-session",
+            )
+        if cfg.use_fake_moonshot or cfg.use_fake_jimeng or cfg.use_fake_ark:
             env.setdefault("APP_ENV", "development")
         env.update(cfg.extra_env)
         return env
@@ -212,7 +237,24 @@ class Stack:
                     *cfg.moonshot_args,
                 ],
             )
-        if cfg.use_fake_jimeng:
+        if cfg.use_fake_ark:
+            self._spawn(
+                "fake-ark",
+                [
+                    "-m",
+                    "services.fakes.ark",
+                    "--port",
+                    str(cfg.ark_port),
+                    "--image-seconds",
+                    str(cfg.ark_seconds),
+                    "--url-ttl",
+                    str(cfg.ark_url_ttl),
+                    "--keys",
+                    ARK_FAKE_KEY,
+                    *cfg.ark_args,
+                ],
+            )
+        elif cfg.use_fake_jimeng:
             self._spawn(
                 "fake-jimeng",
                 [
@@ -231,7 +273,9 @@ class Stack:
             )
         if cfg.use_fake_moonshot:
             self._wait_port("fake-moonshot", cfg.moonshot_port)
-        if cfg.use_fake_jimeng:
+        if cfg.use_fake_ark:
+            self._wait_port("fake-ark", cfg.ark_port)
+        elif cfg.use_fake_jimeng:
             wait_http(f"{self.jimeng_url}/ping", timeout=30, proc=self.procs["fake-jimeng"])
 
     def _wait_port(self, name: str, port: int, timeout: float = 30) -> None:

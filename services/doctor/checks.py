@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable
 
 from services.common.contracts import JimengSessions, SessionsEnvironment
-from services.doctor import broker, jimeng, moonshot, processes, store
+from services.doctor import ark, broker, jimeng, moonshot, processes, store
 from services.doctor.environment import Environment
 from services.doctor.report import Row
 
@@ -83,12 +83,13 @@ def _image(
     ready = _one("image_worker ready", check, limit)
     s = env.image
     if s is None:
-        return [
-            _skipped("jimeng-api", "image_worker configuration is invalid (see config image_worker)"),
-            ready,
-        ]
-    jimeng_limit = max(limit, jimeng.SECTION_SECONDS)
-    sections = [_guard("jimeng-api", jimeng.check_jimeng(s, _kept(probe), wait=wait), jimeng_limit)]
+        why = "image_worker configuration is invalid (see config image_worker)"
+        return [_skipped(env.doctor.image_check, why), ready]
+    if s.provider == "ark":
+        sections = [_one(ark.CHECK, ark.check_ark(s, wait=wait), limit)]
+    else:
+        jimeng_limit = max(limit, jimeng.SECTION_SECONDS)
+        sections = [_guard("jimeng-api", jimeng.check_jimeng(s, _kept(probe), wait=wait), jimeng_limit)]
     if not env.has("gateway"):  # otherwise the gateway's row is about the same directory
         media = asyncio.to_thread(store.check_media, s.media_dir, service="image_worker")
         sections.append(_one("media dir", media, limit))

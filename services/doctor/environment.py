@@ -40,9 +40,17 @@ class DoctorSettings(BaseSettings):
     jimeng_api_url: str | None = None
     moonshot_api_key: SecretStr | None = None
     jimeng_session_id: SecretStr | None = None
+    ark_api_key: SecretStr | None = None
+    image_provider: str | None = None
+
+    @property
+    def image_check(self) -> str:
+        """The image provider's row, named even when the image_worker's settings are invalid."""
+        provider = self.image_provider or ("ark" if self.ark_api_key is not None else "jimeng")
+        return "ark" if provider == "ark" else "jimeng-api"
 
     def secrets(self) -> list[str]:
-        values = [self.moonshot_api_key, self.jimeng_session_id]
+        values = [self.moonshot_api_key, self.jimeng_session_id, self.ark_api_key]
         raw = [v.get_secret_value() for v in values if v is not None]
         return [part.strip() for value in raw for part in value.split(",") if part.strip()]
 
@@ -117,10 +125,16 @@ def _describe_llm(s: LlmSettings) -> str:
 
 
 def _describe_image(s: ImageSettings) -> str:
+    if s.provider == "ark":
+        key = mask(s.ark_api_key.get_secret_value()) if s.ark_api_key is not None else "none"
+        return (
+            f"IMAGE_PROVIDER=ark, ARK_API_KEY {key}, ARK_BASE_URL={s.ark_base_url}, "
+            f"ARK_IMAGE_MODEL={s.ark_image_model}, ARK_IMAGE_SIZE={s.ark_image_size}, MEDIA_DIR={s.media_dir}"
+        )
     ids = ", ".join(mask(i) for i in s.session_ids)
     return (
-        f"JIMENG_API_URL={s.jimeng_api_url}, JIMENG_SESSION_ID: {len(s.session_ids)} id(s) ({ids}), "
-        f"MEDIA_DIR={s.media_dir}"
+        f"IMAGE_PROVIDER=jimeng, JIMENG_API_URL={s.jimeng_api_url}, "
+        f"JIMENG_SESSION_ID: {len(s.session_ids)} id(s) ({ids}), MEDIA_DIR={s.media_dir}"
     )
 
 

@@ -87,6 +87,7 @@ async def check_jimeng(
     wait: float,
 ) -> list[Row]:
     url = settings.jimeng_api_url
+    assert url is not None  # asked only when the provider is jimeng, which requires it
     async with client(wait) as http:
         ping = await check_ping(http, url)
         if ping.status is not Status.OK:

@@ -44,6 +44,7 @@ from services.common.ops import Checks, OpsServer
 from services.common.settings import mask
 from services.common.topology import Topology
 from services.image_worker import claims
+from services.image_worker.ark import Ark
 from services.image_worker.config import ImageSettings
 from services.image_worker.download import Downloader
 from services.image_worker.jimeng import Jimeng, SessionPool
@@ -108,7 +109,7 @@ class Illustrator:
         self.downloader: Downloader | None = None
         # A claim untouched this long belongs to a request whose worker died (claims.py):
         # longer than one attempt, the longest wait between attempts and a sheet hold.
-        self.claim_stale = settings.jimeng_timeout + RETRY_CAP + SHEET_HOLD + 60.0
+        self.claim_stale = settings.draw_timeout + RETRY_CAP + SHEET_HOLD + 60.0
         # Set (and replaced) whenever this process settles a sheet: wakes held pictures.
         self._sheet_settled = asyncio.Event()
 
@@ -338,6 +339,16 @@ async def adopt_kept_sessions(broker: RabbitBroker, topology: Topology, sessions
 
 def make_provider(settings: ImageSettings, sessions: SessionPool) -> Provider:
     """The provider IMAGE_PROVIDER names."""
+    if settings.provider == "ark":
+        assert settings.ark_api_key is not None  # the settings refuse ark without a key
+        return Ark(
+            base_url=settings.ark_base_url,
+            api_key=settings.ark_api_key.get_secret_value(),
+            model=settings.ark_image_model,
+            size=settings.ark_image_size,
+            timeout=settings.ark_timeout,
+        )
+    assert settings.jimeng_api_url is not None  # the settings refuse jimeng without one
     return Jimeng(
         base_url=settings.jimeng_api_url,
         sessions=sessions,
@@ -357,7 +368,7 @@ def soften(prompt: str) -> str:
 
 
 def create_app(settings: ImageSettings) -> FastStream:
-    register_secrets(settings.session_ids)
+    register_secrets(settings.secrets())
     topology = Topology(settings.rabbitmq_prefix)
     broker = make_broker(settings.rabbitmq_url, service="image_worker")
     illustrator = Illustrator(settings=settings, broker=broker, topology=topology)
@@ -401,7 +412,8 @@ def create_app(settings: ImageSettings) -> FastStream:
     async def _start() -> None:
         await broker.connect()
         await declare_topology(broker, topology)
-        await adopt_kept_sessions(broker, topology, illustrator.sessions)
+        if settings.provider == "jimeng":
+            await adopt_kept_sessions(broker, topology, illustrator.sessions)
         await illustrator.start()
         await ops.start()
 

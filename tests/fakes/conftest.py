@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from services.fakes import jimeng, moonshot
+from services.fakes import ark, jimeng, moonshot
 from services.fakes.serving import BackgroundServer
 
 KEY = "sk-test-key"
@@ -19,6 +19,8 @@ KEY = "sk-test-key"
 FAST_MOONSHOT = moonshot.MoonshotConfig(api_key=KEY, ttft=0.0, tps=0.0)
 # Failure timings of the real server (15 s, 30 s) shrunk 100 times; they have their own test.
 FAST_JIMENG = jimeng.JimengConfig(image_seconds=0.0, time_scale=0.01)
+ARK_KEY = "ark-test-key-0042"
+FAST_ARK = ark.ArkConfig(image_seconds=0.0, keys=frozenset({ARK_KEY}))
 
 
 @pytest.fixture
@@ -47,6 +49,25 @@ def start_jimeng() -> Iterator[Callable[..., BackgroundServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def start_ark() -> Iterator[Callable[..., BackgroundServer]]:
+    servers: list[BackgroundServer] = []
+
+    def start(**changes: Any) -> BackgroundServer:
+        server = BackgroundServer(ark.create_app(replace(FAST_ARK, **changes)))
+        servers.append(server.start())
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def ark_server(start_ark: Callable[..., BackgroundServer]) -> BackgroundServer:
+    return start_ark()
 
 
 @pytest.fixture

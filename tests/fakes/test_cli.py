@@ -1,4 +1,4 @@
-"""Both fakes start from the command line, print where they listen, and take --fault."""
+"""Every fake starts from the command line, print where they listen, and take --fault."""
 
 from __future__ import annotations
 
@@ -69,3 +69,16 @@ def test_unknown_fault_on_the_command_line_is_refused() -> None:
         timeout=30,
     )
     assert result.returncode != 0 and "unknown mode" in result.stderr
+
+
+def test_ark_command_line() -> None:
+    args = ("--image-seconds", "0", "--keys", "k1,k2", "--fault", "rate_limit")
+    with fake("ark", *args) as url, httpx.Client(trust_env=False, timeout=10) as http:
+        assert url.endswith("/api/v3")
+        body = {"model": "doubao-seedream-4-0-250828", "prompt": "x"}
+        generations = f"{url}/images/generations"
+        refused = http.post(generations, json=body, headers={"Authorization": "Bearer k3"})
+        assert refused.status_code == 401
+        limited = http.post(generations, json=body, headers={"Authorization": "Bearer k2"})
+        assert limited.status_code == 429
+        assert http.post(generations, json=body, headers={"Authorization": "Bearer k1"}).status_code == 200

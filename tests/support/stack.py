@@ -32,6 +32,7 @@ def running_stack(amqp_url: str, tmp: Path, *, name: str, **overrides: object) -
         llm_ops_port=free_port(),
         image_ops_port=free_port(),
         jimeng_port=free_port(),
+        ark_port=free_port(),
         moonshot_ttft=0.2,
         moonshot_tps=80.0,
         jimeng_seconds=1.5,
@@ -39,6 +40,8 @@ def running_stack(amqp_url: str, tmp: Path, *, name: str, **overrides: object) -
         # The real server's slow failures (15 s, 30 s) take 2.25 s and 4.5 s: still well
         # apart from its instant validation errors (image_worker.jimeng.INSTANT).
         jimeng_time_scale=0.15,
+        ark_seconds=1.5,
+        ark_url_ttl=4.0,
         gateways=2,
         # Tests start many stories from one address; the limit has its own test.
         extra_env={"CREATE_PER_MINUTE": "1000", "ADMIN_TOKEN": ADMIN_TOKEN},
