@@ -45,7 +45,16 @@ CHANNELS: list[tuple[str, str, str, str, str, str, list[type[BaseModel]]]] = [
         "What the workers produced (durable, quorum queue).",
         "llm_worker, image_worker",
         "gateway",
-        [c.OutlineReady, c.ImageRequested, c.PageTextDone, c.PageFailed, c.ImageReady, c.ImageFailed],
+        [
+            c.OutlineReady,
+            c.ImageRequested,
+            c.PageTextDone,
+            c.PageFailed,
+            c.PageWaiting,
+            c.PageResumed,
+            c.ImageReady,
+            c.ImageFailed,
+        ],
     ),
     (
         "storyLive",

@@ -226,12 +226,57 @@ class UsageReport(Contract):
     retries: int = 0
 
 
+class PageWaiting(Contract):
+    """The writer waits out a temporary Moonshot failure before trying the page again.
+
+    Not a failure: the task is parked in the broker and comes back by itself; the
+    reader is told that the page waits, why, and for how long.
+    """
+
+    kind: Literal["page.waiting"] = "page.waiting"
+    story_id: str
+    page: int
+    attempt: int = 1  # the page's text attempt (as in PageFailed)
+    tries: int  # calls to Moonshot for this page so far, the failed one included
+    # "llm_busy": Moonshot answered that it is rate-limited or overloaded;
+    # "llm_unreachable": it did not answer, answered 5xx, or its stream broke off.
+    reason: Literal["llm_busy", "llm_unreachable"]
+    retry_in: float  # seconds until the next try
+    retry_at: float  # unix time of the next try
+
+
+class PageResumed(Contract):
+    """Moonshot answers again after a wait: the page is being written."""
+
+    kind: Literal["page.resumed"] = "page.resumed"
+    story_id: str
+    page: int
+    attempt: int = 1
+    tries: int
+
+
 Result = Annotated[
-    OutlineReady | PageTextDone | PageFailed | ImageReady | ImageFailed | ImageRequested | UsageReport,
+    OutlineReady
+    | PageTextDone
+    | PageFailed
+    | PageWaiting
+    | PageResumed
+    | ImageReady
+    | ImageFailed
+    | ImageRequested
+    | UsageReport,
     Field(discriminator="kind"),
 ]
 result_adapter: TypeAdapter[
-    OutlineReady | PageTextDone | PageFailed | ImageReady | ImageFailed | ImageRequested | UsageReport
+    OutlineReady
+    | PageTextDone
+    | PageFailed
+    | PageWaiting
+    | PageResumed
+    | ImageReady
+    | ImageFailed
+    | ImageRequested
+    | UsageReport
 ] = TypeAdapter(Result)
 
 

@@ -20,7 +20,7 @@ DELIVERY_LIMIT = 5
 # least as long as its delay, then is dead-lettered back to its work queue: no
 # consumer is held while it waits, and it survives a worker or broker restart.
 RETRY_TIERS: dict[str, tuple[int, ...]] = {
-    "llm.tasks": (1, 5, 15, 60),
+    "llm.tasks": (1, 5, 15, 30, 60),
     "image.tasks": (2, 5, 15, 60, 180),
 }
 

@@ -10,7 +10,10 @@ object in the middle of a stream. Its text comes from `storytext`, which answers
 the llm_worker's prompts with small real stories.
 
 Control (no auth): `POST /_fake/faults {"mode", "count", "seconds"}` makes the next
-`count` authenticated chat requests fail in `mode`; `DELETE /_fake/faults` clears;
+`count` authenticated chat requests fail in `mode`; with `"lasting": S` instead of a
+count, every chat request fails so for S seconds (a rate limit or an outage that lasts,
+e.g. `{"mode": "rate_limit", "lasting": 10}` answers each call in those 10 s with 429
+"try again after 1 seconds", as Moonshot's RPM limit does); `DELETE /_fake/faults` clears;
 `GET /_fake/stats` counts what happened, with the chat completions being served now
 (`in_flight`, `peak_in_flight`: a stream counts until it ends; and their integral over
 time, see serving.InFlight).

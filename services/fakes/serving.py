@@ -32,37 +32,56 @@ class FaultQueue:
     """Faults waiting for the next requests, oldest first.
 
     A fault with count N is served to N requests, one each; a test that queues two
-    different faults sees them in the order it queued them.
+    different faults sees them in the order it queued them. A fault `lasting` S seconds
+    is served to every request for S seconds from when it was queued, however many
+    come: an upstream rate limit or outage is a stretch of time, not a number of calls.
     """
 
     def __init__(self, modes: Collection[str]) -> None:
         self.modes = tuple(modes)
-        self._queue: list[tuple[Fault, int]] = []
+        # (fault, requests left, or the monotonic time it ends for a lasting fault)
+        self._queue: list[tuple[Fault, int, float | None]] = []
         self.served: Counter[str] = Counter()
 
-    def add(self, mode: str, *, count: int = 1, seconds: float | None = None) -> None:
+    def add(
+        self, mode: str, *, count: int = 1, seconds: float | None = None, lasting: float | None = None
+    ) -> None:
         if mode not in self.modes:
             raise ValueError(f"unknown fault mode {mode!r}; known modes: {', '.join(self.modes)}")
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
-        self._queue.append((Fault(mode, seconds), count))
+        if lasting is not None and lasting <= 0:
+            raise ValueError(f"lasting must be a positive number of seconds, got {lasting}")
+        until = None if lasting is None else time.monotonic() + lasting
+        self._queue.append((Fault(mode, seconds), count, until))
 
     def take(self) -> Fault | None:
-        if not self._queue:
-            return None
-        fault, left = self._queue[0]
-        if left <= 1:
-            self._queue.pop(0)
-        else:
-            self._queue[0] = (fault, left - 1)
-        self.served[fault.mode] += 1
-        return fault
+        while self._queue:
+            fault, left, until = self._queue[0]
+            if until is not None:
+                if time.monotonic() >= until:
+                    self._queue.pop(0)
+                    continue
+            elif left <= 1:
+                self._queue.pop(0)
+            else:
+                self._queue[0] = (fault, left - 1, None)
+            self.served[fault.mode] += 1
+            return fault
+        return None
 
     def clear(self) -> None:
         self._queue.clear()
 
     def pending(self) -> list[dict[str, Any]]:
-        return [{"mode": fault.mode, "count": left, "seconds": fault.seconds} for fault, left in self._queue]
+        now = time.monotonic()
+        out: list[dict[str, Any]] = []
+        for fault, left, until in self._queue:
+            if until is None:
+                out.append({"mode": fault.mode, "count": left, "seconds": fault.seconds})
+            elif until > now:
+                out.append({"mode": fault.mode, "lasting": round(until - now, 3), "seconds": fault.seconds})
+        return out
 
 
 def parse_fault_arg(value: str) -> tuple[str, int]:
@@ -75,7 +94,7 @@ def parse_fault_arg(value: str) -> tuple[str, int]:
 
 
 def add_fault_routes(app: FastAPI, faults: FaultQueue) -> None:
-    """`POST /_fake/faults {"mode", "count", "seconds"}` queues, `DELETE` clears."""
+    """`POST /_fake/faults {"mode", "count" | "lasting", "seconds"}` queues, `DELETE` clears."""
 
     @app.post("/_fake/faults")
     async def queue_fault(request: Request) -> JSONResponse:
@@ -84,7 +103,13 @@ def add_fault_routes(app: FastAPI, faults: FaultQueue) -> None:
             mode = body["mode"]
             count = int(body.get("count", 1))
             seconds = body.get("seconds")
-            faults.add(mode, count=count, seconds=None if seconds is None else float(seconds))
+            lasting = body.get("lasting")
+            faults.add(
+                mode,
+                count=count,
+                seconds=None if seconds is None else float(seconds),
+                lasting=None if lasting is None else float(lasting),
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             # A test that asks for a fault the fake does not know must fail loudly,
             # not run against a healthy fake and pass for the wrong reason.

@@ -9,7 +9,9 @@ result is confirmed by the broker.
 One delivery is one upstream attempt. A failed attempt that may succeed later is
 parked in a retry queue (no consumer waits for it); one that cannot, or has used
 its attempts, becomes a `PageFailed` the reader sees, and the exhausted message is
-kept in the dead-letter queue with its reason.
+kept in the dead-letter queue with its reason. A rate limit or an outage is waited
+out for up to `MOONSHOT_WAIT_OUT` seconds (see policy.py), and the reader is told
+the page waits, and why (`PageWaiting`), until Moonshot answers again (`PageResumed`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import openai
 from aiolimiter import AsyncLimiter
@@ -51,7 +54,8 @@ from services.common.settings import mask
 from services.common.topology import Topology
 from services.llm_worker import prompts
 from services.llm_worker.config import LlmSettings
-from services.llm_worker.moonshot import LlmError, classify, make_client, stream_text
+from services.llm_worker.moonshot import UNREACHABLE, LlmError, Usage, classify, make_client, stream_text
+from services.llm_worker.policy import wait_out
 from services.llm_worker.writer import OutlineReader, PageReader
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,15 @@ log = logging.getLogger(__name__)
 DELTA_EVERY = 0.05  # seconds: coalesce tokens into at most ~20 frames a second
 KEY_CHECK_EVERY = 60.0
 KEY_RECHECK_FAILED = 10.0
+
+
+@dataclass
+class Attempt:
+    """One delivery of a task: what its calls cost, and, when it follows a wait the
+    reader was told about, the news to send as soon as Moonshot answers again."""
+
+    usage: Usage = field(default_factory=Usage)
+    resumed: c.PageResumed | None = None
 
 
 def _lead_style(task: c.OutlineTask, style: str) -> str:
@@ -121,6 +134,14 @@ class Writer:
             headers={"story_id": story_id},
         )
 
+    async def _notice(self, notice: c.PageWaiting | c.PageResumed) -> None:
+        """Tell the reader the page waits, or goes on: a courtesy that never holds up
+        or loses the page itself (the retry is parked whether or not this arrives)."""
+        try:
+            await self._result(notice, notice.story_id)
+        except Exception:
+            log.warning("%s not delivered", notice.kind, extra={"story_id": notice.story_id})
+
     async def _picture(self, task: c.ImageTask) -> None:
         await publish_work(
             self.broker,
@@ -134,20 +155,55 @@ class Writer:
     async def handle(self, task: c.OutlineTask | c.PageTask, delivery: Delivery) -> None:
         page = task.page if isinstance(task, c.PageTask) else 0
         gentle = delivery.headers.get("x-gentle") == "1"
-        extra = {"story_id": task.story_id, "page": page, "attempt": delivery.retries + 1}
-        usage: dict[str, int] = {}
+        # Waits for a temporary failure are not attempts: they are bounded by time.
+        waits = int(delivery.headers.get("x-waits", 0) or 0)
+        tries = delivery.retries + waits + 1
+        extra = {"story_id": task.story_id, "page": page, "attempt": tries}
+        attempt = Attempt()
+        if waits:
+            attempt.resumed = c.PageResumed(
+                story_id=task.story_id, page=page, attempt=task.attempt, tries=tries
+            )
+        retried = tries > 1
         try:
             if isinstance(task, c.OutlineTask):
-                await self.write_outline(task, gentle=gentle, usage=usage)
+                await self.write_outline(task, gentle=gentle, attempt=attempt)
             else:
-                again = delivery.retries > 0 or delivery.redelivered
-                await self.write_page(task, gentle=gentle, again=again, usage=usage)
+                again = retried or delivery.redelivered
+                await self.write_page(task, gentle=gentle, again=again, attempt=attempt)
             return
         except Exception as exc:  # every failure is classified; none escapes as a crash
             err = classify(exc)
         finally:
-            await self._report(task.story_id, usage, retried=delivery.retries > 0)
+            await self._report(task.story_id, attempt.usage, retried=retried)
         extra["code"] = err.code
+        if err.wait is not None:
+            now = time.time()
+            since = float(delivery.headers.get("x-waiting-since") or now)
+            delay = wait_out(
+                elapsed=now - since, waits=waits, hint=err.retry_after, budget=self.settings.moonshot_wait_out
+            )
+            if delay is not None:
+                log.warning("%s; waiting %.1fs before trying again", err.message, delay, extra=extra)
+                waiting = c.PageWaiting(
+                    story_id=task.story_id,
+                    page=page,
+                    attempt=task.attempt,
+                    tries=tries,
+                    reason=err.wait,
+                    retry_in=round(delay, 1),
+                    retry_at=now + delay,
+                )
+                await self._notice(waiting)
+                await delivery.retry_later(
+                    delay,
+                    code=err.code,
+                    counted=False,
+                    headers={"x-waits": waits + 1, "x-waiting-since": since},
+                )
+                return
+            waited = f"{err.message} Waited {now - since:.0f}s (MOONSHOT_WAIT_OUT) in vain."
+            err = LlmError(err.code, waited, True, wait=err.wait)
         if err.code == "llm_unsafe_output" and delivery.retries + 1 < self.settings.llm_max_attempts:
             log.warning("the page was not fit for the reader; writing it again, gently", extra=extra)
             await delivery.retry_later(0, code=err.code, headers={"x-gentle": "1"})
@@ -156,10 +212,8 @@ class Writer:
             log.warning("refused by the content filter; retrying once, gently", extra=extra)
             await delivery.retry_later(0, code=err.code, headers={"x-gentle": "1"})
             return
-        if err.retryable and delivery.retries + 1 < self.settings.llm_max_attempts:
-            delay = (
-                err.retry_after if err.retry_after is not None else backoff(delivery.retries, base=2, cap=60)
-            )
+        if err.retryable and err.wait is None and delivery.retries + 1 < self.settings.llm_max_attempts:
+            delay = backoff(delivery.retries, base=2, cap=60)
             log.warning("attempt failed (%s); retrying in %.1fs", err.message, delay, extra=extra)
             await delivery.retry_later(delay, code=err.code)
             return
@@ -171,27 +225,28 @@ class Writer:
         failed = c.PageFailed(story_id=task.story_id, page=page, error=error, attempt=task.attempt)
         await self._result(failed, task.story_id)
         if err.retryable:
-            attempts = delivery.retries + 1
-            await delivery.dead_letter(f"{err.code}: {err.message} ({attempts} attempts)", code=err.code)
+            await delivery.dead_letter(f"{err.code}: {err.message} ({tries} attempts)", code=err.code)
 
-    async def suitable(self, text: str, *, brief: c.StoryBrief, usage: dict[str, int]) -> bool:
+    async def suitable(self, text: str, *, brief: c.StoryBrief, attempt: Attempt) -> bool:
         """The word list first, then the model's own judgement for the reader's age."""
         if not safety.check(text, age=brief.age).ok:
             return False
         messages = prompts.judge_messages(text, age=brief.age, language=brief.language)
-        answer = "".join([p async for p in self._stream(messages, usage, max_tokens=120)])
+        answer = "".join([p async for p in self._stream(messages, attempt, max_tokens=120)])
         try:
             verdict = json.loads(answer[answer.find("{") : answer.rfind("}") + 1])
             return bool(verdict.get("suitable", False))
         except ValueError:
             raise LlmError("llm_bad_output", "the suitability check was not readable", True) from None
 
-    async def _report(self, story_id: str, usage: dict[str, int], *, retried: bool) -> None:
+    async def _report(self, story_id: str, usage: Usage, *, retried: bool) -> None:
+        if not usage:
+            return  # no call reached Moonshot: nothing was spent
         report = c.UsageReport(
             story_id=story_id,
-            tokens_in=usage.get("prompt_tokens", 0),
-            tokens_out=usage.get("completion_tokens", 0),
-            llm_calls=1,
+            tokens_in=usage.tokens_in,
+            tokens_out=usage.tokens_out,
+            llm_calls=usage.calls,
             retries=1 if retried else 0,
         )
         try:
@@ -201,18 +256,18 @@ class Writer:
 
     # ------------------------------------------------------------------ outline
     async def write_outline(
-        self, task: c.OutlineTask, *, gentle: bool = False, usage: dict[str, int] | None = None
+        self, task: c.OutlineTask, *, gentle: bool = False, attempt: Attempt | None = None
     ) -> None:
         messages = prompts.outline_messages(task)
         if gentle:
             messages[0]["content"] += "\nKeep everything especially gentle and calm."
-        usage = {} if usage is None else usage
-        if not await self.suitable(task.brief.premise, brief=task.brief, usage=usage):
+        attempt = Attempt() if attempt is None else attempt
+        if not await self.suitable(task.brief.premise, brief=task.brief, attempt=attempt):
             raise LlmError("unsuitable_idea", "the premise was judged unsuitable for the reader's age")
         early = OutlineReader()
         requested: str | None = None  # the key of the sheet asked for
         pieces: list[str] = []
-        async for piece in self._stream(messages, usage):
+        async for piece in self._stream(messages, attempt):
             pieces.append(piece)
             if requested is None and (looks := early.feed(piece)) is not None:
                 characters, style = looks
@@ -224,7 +279,7 @@ class Writer:
         except (ValueError, ValidationError) as exc:
             raise LlmError("llm_bad_output", f"the outline was not usable: {exc}", True) from None
         outline = outline.model_copy(update={"style": _lead_style(task, outline.style)})
-        log.info("outline written", extra={"story_id": task.story_id, "usage": usage})
+        log.info("outline written", extra={"story_id": task.story_id, "usage": vars(attempt.usage)})
         await self._result(
             c.OutlineReady(story_id=task.story_id, outline=outline, attempt=task.attempt), task.story_id
         )
@@ -258,7 +313,7 @@ class Writer:
         *,
         gentle: bool = False,
         again: bool = False,
-        usage: dict[str, int] | None = None,
+        attempt: Attempt | None = None,
     ) -> None:
         requested = False
 
@@ -293,9 +348,9 @@ class Writer:
             )
 
         note: str | None = None
-        usage = {} if usage is None else usage
+        attempt = Attempt() if attempt is None else attempt
         typed = task.direction if task.direction_typed else None
-        if typed and not await self.suitable(typed, brief=task.brief, usage=usage):
+        if typed and not await self.suitable(typed, brief=task.brief, attempt=attempt):
             # Not a refusal of the story: the page goes on, gently, without that idea.
             task = task.model_copy(update={"direction": None})
             gentle = True
@@ -307,7 +362,7 @@ class Writer:
 
         reader = PageReader()
         pending, offset, flushed_at = "", 0, time.monotonic()
-        async for piece in self._stream(prompts.page_messages(task, gentle=gentle), usage):
+        async for piece in self._stream(prompts.page_messages(task, gentle=gentle), attempt):
             progress = reader.feed(piece)
             if progress.illustration:
                 await request_image(progress.illustration)
@@ -326,6 +381,7 @@ class Writer:
             raise LlmError("llm_bad_output", f"the page was not usable: {exc}", True) from None
         if not task.is_last and len(draft.choices) < 2:
             raise LlmError("llm_bad_output", "the page has fewer than 2 choices", True)
+        usage = vars(attempt.usage)
         log.info("page written", extra={"story_id": task.story_id, "page": task.page, "usage": usage})
         PAGES.labels("done").inc()
         await request_image(draft.illustration)  # when the model put it last: draw it now
@@ -360,29 +416,37 @@ class Writer:
         await self.live.publish(message)
 
     async def _stream(
-        self, messages: list[dict[str, str]], usage: dict[str, int], *, max_tokens: int | None = None
+        self, messages: list[dict[str, str]], attempt: Attempt, *, max_tokens: int | None = None
     ) -> AsyncIterator[str]:
-        """Content pieces of one completion, within the budget; fails on a stall or timeout."""
+        """Content pieces of one completion, within the budget; fails on a stall or timeout.
+
+        After a wait, the first piece tells the reader that Moonshot answers again.
+        """
         assert self.client is not None
         async with self.in_flight:
             if self.per_minute is not None:
                 await self.per_minute.acquire()
             started = time.monotonic()
             deadline = started + self.settings.llm_timeout
-            pieces = stream_text(self.client, self.settings, messages, usage, max_tokens=max_tokens)
+            pieces = stream_text(self.client, self.settings, messages, attempt.usage, max_tokens=max_tokens)
             outcome = "ok"
             try:
                 while True:
                     left = min(self.settings.llm_stall_timeout, deadline - time.monotonic())
                     if left <= 0:
-                        raise LlmError("llm_unavailable", "Moonshot took too long for this page.", True)
+                        message = "Moonshot took too long for this page."
+                        raise LlmError("llm_unavailable", message, True, wait=UNREACHABLE)
                     try:
                         async with asyncio.timeout(left):
                             piece = await pieces.__anext__()
                     except StopAsyncIteration:
                         return
                     except TimeoutError:
-                        raise LlmError("llm_unavailable", "Moonshot stopped sending text.", True) from None
+                        message = "Moonshot stopped sending text."
+                        raise LlmError("llm_unavailable", message, True, wait=UNREACHABLE) from None
+                    if attempt.resumed is not None:
+                        resumed, attempt.resumed = attempt.resumed, None
+                        await self._notice(resumed)
                     yield piece
             except Exception as exc:
                 outcome = classify(exc).code

@@ -24,6 +24,9 @@ class LlmSettings(ServiceSettings):
     llm_timeout: float = Field(default=90.0, gt=0, description="seconds for one whole attempt")
     llm_stall_timeout: float = Field(default=30.0, gt=0, description="seconds without a token")
     llm_max_attempts: int = Field(default=4, ge=1, le=10)
+    # How long a rate limit or an outage is waited out before a page fails (from its
+    # first failure); at least 60 s of trouble should never fail a page. 0: fail at once.
+    moonshot_wait_out: float = Field(default=90.0, ge=0, le=3600, description="seconds")
     llm_max_tokens: int = Field(default=1500, ge=200)
     ops_host: str = "0.0.0.0"
     llm_ops_port: int = Field(default=8011, ge=1, le=65535, description="/healthz /readyz /metrics")

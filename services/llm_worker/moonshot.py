@@ -22,14 +22,24 @@ from services.llm_worker.config import LlmSettings
 log = logging.getLogger(__name__)
 
 
+BUSY = "llm_busy"  # Moonshot answered: rate limit or overload
+UNREACHABLE = "llm_unreachable"  # Moonshot did not answer, or broke off: 5xx, network, stall
+
+
 @dataclass
 class LlmError(Exception):
-    """A failed attempt: `code` reaches the reader, `retryable` decides what happens next."""
+    """A failed attempt: `code` reaches the reader, `retryable` decides what happens next.
+
+    `wait`: set when the failure passes by itself (BUSY or UNREACHABLE, which the reader
+    is told while the page waits); such a failure is waited out within a time budget
+    rather than a number of attempts.
+    """
 
     code: str
     message: str
     retryable: bool = False
     retry_after: float | None = None
+    wait: str | None = None
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -72,9 +82,9 @@ def classify(exc: Exception) -> LlmError:
         if status == 429 and kind == "rate_limit_reached_error":
             match = _AFTER.search(message)
             wait = float(match.group(1)) if match else 5.0
-            return LlmError("llm_rate_limited", "Moonshot rate limit reached.", True, wait)
+            return LlmError("llm_rate_limited", "Moonshot rate limit reached.", True, wait, BUSY)
         if status == 429:
-            return LlmError("llm_unavailable", "Moonshot is overloaded.", True)
+            return LlmError("llm_unavailable", "Moonshot is overloaded.", True, wait=BUSY)
         if status in (401, 403):
             return LlmError("llm_auth", "Moonshot refused the API key (check MOONSHOT_API_KEY).")
         if status == 404:
@@ -84,15 +94,17 @@ def classify(exc: Exception) -> LlmError:
         if status == 400:
             return LlmError("llm_failed", f"Moonshot rejected the request: {message[:200]}")
         if status >= 500:
-            return LlmError("llm_unavailable", f"Moonshot server error ({status}).", True)
+            return LlmError("llm_unavailable", f"Moonshot server error ({status}).", True, wait=UNREACHABLE)
         return LlmError("llm_failed", f"Moonshot answered {status}.", True)
     if isinstance(exc, openai.APITimeoutError | TimeoutError):
-        return LlmError("llm_unavailable", "Moonshot did not answer in time.", True)
+        return LlmError("llm_unavailable", "Moonshot did not answer in time.", True, wait=UNREACHABLE)
     if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
-        return LlmError("llm_unavailable", "Moonshot could not be reached (network or proxy).", True)
+        message = "Moonshot could not be reached (network or proxy)."
+        return LlmError("llm_unavailable", message, True, wait=UNREACHABLE)
     if isinstance(exc, openai.APIError):
         # An error object in the middle of a stream surfaces as a bare APIError.
-        return LlmError("llm_unavailable", f"The stream broke off: {str(exc)[:200]}", True)
+        message = f"The stream broke off: {str(exc)[:200]}"
+        return LlmError("llm_unavailable", message, True, wait=UNREACHABLE)
     return LlmError("llm_failed", f"Unexpected error: {type(exc).__name__}", True)
 
 
@@ -102,6 +114,34 @@ def _error_body(body: object) -> tuple[str, str]:
         if isinstance(err, dict):
             return str(err.get("type", "")), str(err.get("message", ""))
     return "", ""
+
+
+def reached(exc: BaseException) -> bool:
+    """Did the failed request reach Moonshot? Not when no connection was made (refused,
+    unresolvable, no route, the proxy down): such a call is neither billed nor counted."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError):
+            return False
+        seen = seen.__cause__ or seen.__context__
+    return True
+
+
+@dataclass
+class Usage:
+    """What the calls of one delivery cost: every call that reached Moonshot is counted,
+    the suitability check as much as the page, and the tokens of all of them added up."""
+
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    def add(self, found: dict[str, int]) -> None:
+        self.tokens_in += found.get("prompt_tokens", 0)
+        self.tokens_out += found.get("completion_tokens", 0)
+
+    def __bool__(self) -> bool:
+        return bool(self.calls or self.tokens_in or self.tokens_out)
 
 
 def usage_of(chunk: Any) -> dict[str, int] | None:
@@ -120,22 +160,33 @@ async def stream_text(
     client: AsyncOpenAI,
     settings: LlmSettings,
     messages: list[dict[str, str]],
-    usage: dict[str, int],
+    usage: Usage,
     *,
     max_tokens: int | None = None,
 ) -> AsyncGenerator[str]:
-    """Yield content pieces of one JSON-mode completion; fills `usage` at the end."""
-    stream = await client.chat.completions.create(  # type: ignore[call-overload]
-        model=settings.moonshot_model,
-        messages=messages,
-        temperature=settings.moonshot_temperature,
-        max_tokens=max_tokens or settings.llm_max_tokens,
-        response_format={"type": "json_object"},
-        stream=True,
-    )
-    async with stream:
-        async for chunk in stream:
-            if found := usage_of(chunk):
-                usage.update(found)
-            if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
-                yield chunk.choices[0].delta.content
+    """Yield content pieces of one JSON-mode completion; adds the call to `usage`."""
+    try:
+        stream = await client.chat.completions.create(  # type: ignore[call-overload]
+            model=settings.moonshot_model,
+            messages=messages,
+            temperature=settings.moonshot_temperature,
+            max_tokens=max_tokens or settings.llm_max_tokens,
+            response_format={"type": "json_object"},
+            stream=True,
+        )
+    except Exception as exc:
+        if reached(exc):
+            usage.calls += 1
+        raise
+    usage.calls += 1
+    found: dict[str, int] = {}
+    try:
+        async with stream:
+            async for chunk in stream:
+                found = usage_of(chunk) or found
+                if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+    finally:
+        # Moonshot reports a call's tokens once, in its last chunk; a stream that broke
+        # before it has none to add.
+        usage.add(found)

@@ -109,6 +109,60 @@ async def test_moonshot_faults(faulty: Stack, fault: dict[str, Any], expect: str
         assert served == (2 if fault["mode"] == "content_filter" else 1)
 
 
+@pytest.mark.parametrize(
+    "fault, reason, most_failed",
+    [
+        # Moonshot's RPM limit says "after 1 seconds" however long it lasts.
+        ({"mode": "rate_limit", "lasting": 10, "seconds": 1}, "llm_busy", 4),
+        ({"mode": "server_error", "lasting": 20}, "llm_unreachable", 5),
+        ({"mode": "engine_overloaded", "lasting": 5}, "llm_busy", 3),
+    ],
+)
+async def test_moonshot_trouble_that_passes_is_waited_out(
+    faulty: Stack, fault: dict[str, Any], reason: str, most_failed: int
+) -> None:
+    """A rate limit or outage of 10-20 s ends in a written page, not a failed one, with
+    a handful of calls, and the reader is told the page waits, and why, before its text."""
+    base = faulty.moonshot_url.removesuffix("/v1")
+    async with httpx.AsyncClient(timeout=10) as http:
+        await http.delete(f"{base}/_fake/faults")
+        before = (await http.get(f"{base}/_fake/stats")).json()
+        await http.post(f"{base}/_fake/faults", json=fault)
+    reader = Reader(faulty.gateway_url)
+    reading = Reading()
+    started = time.monotonic()
+    try:
+        await reader.start("小蜗牛去旅行", age=5)
+        await reader.read(reading, until=lambda m: m["type"] in ("page.text.done", "page.failed"), limit=150)
+        took = time.monotonic() - started
+        async with httpx.AsyncClient(timeout=10) as http:
+            after = (await http.get(f"{base}/_fake/stats")).json()
+        made = after["requests"] - before["requests"]
+        failed = after["faults_served"].get(fault["mode"], 0) - before["faults_served"].get(fault["mode"], 0)
+        # The cost record of the last call lands just after the page: wait for it.
+        for _ in range(50):
+            usage = (await reader.story())["usage"]
+            if usage["llm_calls"] >= made:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await reader.close()
+    waits = reading.of("page.waiting")
+    print(
+        f"\n[moonshot {fault['mode']} lasting {fault['lasting']}s] reader got: {outcome(reading)} "
+        f"after {took:.1f}s; calls made {made} ({failed} failed), recorded {usage['llm_calls']}; "
+        f"told it waits {len(waits)}x: {[(w['reason'], w['retry_in']) for w in waits]}"
+    )
+    assert outcome(reading) == "page done"
+    assert took >= fault["lasting"]
+    assert 1 <= failed <= most_failed, "waited out with a handful of calls, not dozens"
+    assert waits and {w["reason"] for w in waits} == {reason}
+    assert [w["tries"] for w in waits] == list(range(1, len(waits) + 1))
+    assert reading.stream.index(waits[0]) < reading.stream.index(reading.of("page.text.done")[0])
+    assert reading.of("page.resumed"), "the reader is told when Moonshot answers again"
+    assert usage["llm_calls"] == made, "every call made is recorded, the suitability check included"
+
+
 def picture(page: int = 0) -> Any:
     return lambda m: m["type"] in ("page.image.done", "page.image.failed") and m.get("page") == page
 

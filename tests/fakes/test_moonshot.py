@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -343,3 +344,49 @@ async def test_unknown_fault_mode_is_refused(
     assert response.status_code == 400
     assert "rate_limit" in response.json()["error"]
     assert (await http.delete(f"{moonshot_server.url}/_fake/faults")).json() == {"pending": []}
+
+
+@pytest.mark.parametrize(
+    "mode, error, kind",
+    [
+        ("rate_limit", openai.RateLimitError, "rate_limit_reached_error"),
+        ("engine_overloaded", openai.RateLimitError, "engine_overloaded_error"),
+        ("server_error", openai.InternalServerError, "server_error"),
+    ],
+)
+async def test_a_lasting_fault_fails_every_call_until_it_ends(
+    llm: openai.AsyncOpenAI,
+    moonshot_server: BackgroundServer,
+    http: httpx.AsyncClient,
+    mode: str,
+    error: type[openai.APIStatusError],
+    kind: str,
+) -> None:
+    lasting = 1.0
+    queued = await http.post(f"{moonshot_server.url}/_fake/faults", json={"mode": mode, "lasting": lasting})
+    assert queued.json()["pending"][0]["mode"] == mode
+    started = time.monotonic()
+    messages: Any = [{"role": "user", "content": "hi"}]
+    failed = 0
+    while time.monotonic() - started < lasting - 0.2:
+        with pytest.raises(error) as caught:
+            await llm.chat.completions.create(model=MODEL, messages=messages, stream=failed % 2 == 1)
+        assert body_type(caught.value) == kind
+        if mode == "rate_limit":
+            assert "please try again after 1 seconds" in caught.value.message
+        failed += 1
+    assert failed >= 5, "every call in the window fails, not only the first few"
+    await asyncio.sleep(max(0.0, started + lasting + 0.05 - time.monotonic()))
+    # Over: healthy again, and the window is gone from the queue.
+    assert (await llm.chat.completions.create(model=MODEL, messages=messages)).choices
+    stats = (await http.get(f"{moonshot_server.url}/_fake/stats")).json()
+    assert stats["faults_served"] == {mode: failed} and stats["pending_faults"] == []
+
+
+async def test_a_lasting_fault_is_refused_without_a_positive_duration(
+    moonshot_server: BackgroundServer, http: httpx.AsyncClient
+) -> None:
+    url = f"{moonshot_server.url}/_fake/faults"
+    response = await http.post(url, json={"mode": "rate_limit", "lasting": 0})
+    assert response.status_code == 400
+    assert "lasting" in response.json()["error"]

@@ -219,3 +219,65 @@ async def test_a_sheet_drawn_for_a_lost_outline_attempt_is_never_the_storys(stor
     assert [e.type for e in changes.events] == ["story.sheet.done"]
     drawn = (await store.read_story(sid))["character_sheet"]
     assert drawn["status"] == "ready" and drawn["url"].endswith(f"sheet-{key}.webp")
+
+
+def waiting(sid: str, page: int, tries: int, reason: str = "llm_busy", attempt: int = 1) -> c.PageWaiting:
+    return c.PageWaiting(
+        story_id=sid,
+        page=page,
+        attempt=attempt,
+        tries=tries,
+        reason=reason,  # type: ignore[arg-type]
+        retry_in=12.0,
+        retry_at=1_900_000_000.0,
+    )
+
+
+async def test_a_waiting_page_says_so_until_moonshot_answers_again(store: Store) -> None:
+    sid = await new_story(store)
+    changes = await store.apply(waiting(sid, 0, tries=1))
+    assert [(e.type, e.data["reason"], e.data["retry_in"]) for e in changes.events] == [
+        ("page.waiting", "llm_busy", 12.0)
+    ]
+    assert changes.events[0].data["retry_at"].startswith("2030-03-17T")
+    # A reader who reloads sees it too.
+    page = (await store.read_story(sid))["pages"][0]
+    assert page["status"] == "writing"
+    assert page["waiting"] == {
+        "reason": "llm_busy",
+        "tries": 1,
+        "retry_in": 12.0,
+        "retry_at": changes.events[0].data["retry_at"],
+    }
+    # Redelivered, or older news arriving late: nothing changes.
+    assert (await store.apply(waiting(sid, 0, tries=1))).events == []
+    later = await store.apply(waiting(sid, 0, tries=2, reason="llm_unreachable"))
+    assert [e.type for e in later.events] == ["page.waiting"]
+    assert (await store.apply(waiting(sid, 0, tries=1))).events == []
+    assert (await store.read_story(sid))["pages"][0]["waiting"]["reason"] == "llm_unreachable"
+
+    resumed = await store.apply(c.PageResumed(story_id=sid, page=0, tries=3))
+    assert [e.type for e in resumed.events] == ["page.resumed"]
+    assert (await store.apply(c.PageResumed(story_id=sid, page=0, tries=3))).events == []
+    assert (await store.read_story(sid))["pages"][0]["waiting"] is None
+
+
+async def test_waiting_ends_with_the_page_and_never_touches_another_attempt(store: Store) -> None:
+    sid = await new_story(store)
+    await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))
+    await store.apply(waiting(sid, 0, tries=1))
+    await write_page(store, sid, 0)
+    assert (await store.read_story(sid))["pages"][0]["waiting"] is None
+    assert (await store.apply(waiting(sid, 0, tries=2))).events == [], "the page is written"
+
+    await store.choose(sid, page=0, choice=0, action=None)
+    await store.apply(waiting(sid, 1, tries=1, reason="llm_unreachable"))
+    failed = c.ErrorInfo(code="llm_unavailable", message="m")
+    await store.apply(c.PageFailed(story_id=sid, page=1, error=failed))
+    assert (await store.read_story(sid))["pages"][1]["waiting"] is None
+    # The reader asks for the page again: news of the failed attempt is stale.
+    await store.retry_page(sid, page=1)
+    assert (await store.apply(waiting(sid, 1, tries=3, attempt=1))).events == []
+    fresh = await store.apply(waiting(sid, 1, tries=1, attempt=2))
+    assert [e.type for e in fresh.events] == ["page.waiting"]
+    assert (await store.read_story(sid))["pages"][1]["waiting"]["tries"] == 1

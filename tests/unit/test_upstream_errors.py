@@ -9,6 +9,7 @@ import pytest
 from services.image_worker.jimeng import NO_CREDITS, Points, SessionPool, read_points, single_picture
 from services.image_worker.jimeng import classify as classify_jimeng
 from services.llm_worker.moonshot import classify as classify_llm
+from services.llm_worker.moonshot import reached
 
 
 def api_error(status: int, kind: str, message: str = "m") -> openai.APIStatusError:
@@ -19,22 +20,24 @@ def api_error(status: int, kind: str, message: str = "m") -> openai.APIStatusErr
 
 
 @pytest.mark.parametrize(
-    "status, kind, code, retryable",
+    "status, kind, code, retryable, wait",
     [
-        (429, "rate_limit_reached_error", "llm_rate_limited", True),
-        (429, "engine_overloaded_error", "llm_unavailable", True),
-        (429, "exceeded_current_quota_error", "llm_quota", False),
-        (401, "invalid_authentication_error", "llm_auth", False),
-        (403, "permission_denied_error", "llm_auth", False),
-        (404, "resource_not_found_error", "llm_model", False),
-        (400, "content_filter", "llm_content_filter", False),
-        (400, "invalid_request_error", "llm_failed", False),
-        (500, "server_error", "llm_unavailable", True),
+        (429, "rate_limit_reached_error", "llm_rate_limited", True, "llm_busy"),
+        (429, "engine_overloaded_error", "llm_unavailable", True, "llm_busy"),
+        (429, "exceeded_current_quota_error", "llm_quota", False, None),
+        (401, "invalid_authentication_error", "llm_auth", False, None),
+        (403, "permission_denied_error", "llm_auth", False, None),
+        (404, "resource_not_found_error", "llm_model", False, None),
+        (400, "content_filter", "llm_content_filter", False, None),
+        (400, "invalid_request_error", "llm_failed", False, None),
+        (500, "server_error", "llm_unavailable", True, "llm_unreachable"),
+        (503, "server_error", "llm_unavailable", True, "llm_unreachable"),
     ],
 )
-def test_moonshot_errors(status: int, kind: str, code: str, retryable: bool) -> None:
+def test_moonshot_errors(status: int, kind: str, code: str, retryable: bool, wait: str | None) -> None:
+    """`wait`: a failure that passes by itself, waited out (and told to the reader)."""
     err = classify_llm(api_error(status, kind))
-    assert (err.code, err.retryable) == (code, retryable)
+    assert (err.code, err.retryable, err.wait) == (code, retryable, wait)
 
 
 def test_rate_limit_waits_as_long_as_it_says() -> None:
@@ -44,9 +47,27 @@ def test_rate_limit_waits_as_long_as_it_says() -> None:
     assert err.retry_after == 7.0
 
 
-def test_transport_failures_are_retryable() -> None:
-    err = classify_llm(openai.APIConnectionError(request=httpx.Request("POST", "http://x")))
-    assert err.retryable and err.code == "llm_unavailable"
+@pytest.mark.parametrize(
+    "exc",
+    [
+        openai.APIConnectionError(request=httpx.Request("POST", "http://x")),
+        openai.APITimeoutError(request=httpx.Request("POST", "http://x")),
+        httpx.ReadTimeout("stalled"),  # a stream that went silent
+        openai.APIError("The stream was interrupted", request=httpx.Request("POST", "http://x"), body=None),
+    ],
+)
+def test_transport_failures_are_waited_out(exc: Exception) -> None:
+    err = classify_llm(exc)
+    assert err.retryable and err.code == "llm_unavailable" and err.wait == "llm_unreachable"
+
+
+def test_a_call_that_never_connected_was_not_made() -> None:
+    request = httpx.Request("POST", "http://x")
+    refused = openai.APIConnectionError(request=request)
+    refused.__cause__ = httpx.ConnectError("connection refused")
+    assert not reached(refused)
+    assert reached(openai.APITimeoutError(request=request))  # sent, then no answer
+    assert reached(api_error(500, "server_error"))
 
 
 @pytest.mark.parametrize(

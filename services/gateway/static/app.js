@@ -24,6 +24,7 @@ import {
   emptyStory,
   fromSnapshot,
   sheetUrl,
+  waitingSeconds,
 } from './story.js';
 
 const MAX_PREMISE = 500;
@@ -427,6 +428,7 @@ function onSocketMessage(c, msg) {
   const wasLatest = c.viewPage == null || c.viewPage >= latestIndex(story);
   const before = story.pages.length;
   const wasPlanning = isPlanning(story);
+  const waited = typeof msg.page === 'number' && story.pages[msg.page] ? story.pages[msg.page].waiting : null;
   const change = applyEvent(story, msg);
   if (!change) return;
 
@@ -436,7 +438,7 @@ function onSocketMessage(c, msg) {
     render();
     return;
   }
-  if (change.kind === 'delta' || change.kind === 'reset') {
+  if ((change.kind === 'delta' || change.kind === 'reset') && !(waited && !story.pages[change.page].waiting)) {
     if (change.page === c.viewPage && c.mode === 'reader') renderPageText(story.pages[change.page]);
     if (c.mode === 'whole') renderWhole();
     if (change.page >= before) onNewPage(c, change.page, wasLatest);
@@ -1072,7 +1074,29 @@ function planningCard(story) {
     ),
     h('p', { class: 'notice-main' }, t('planning')),
     story.premise ? h('p', { class: 'notice-quote' }, `“${story.premise}”`) : null,
-    h('p', { class: 'notice-hint' }, t('planningHint')),
+    firstWaiting(story) ? waitingNote(firstWaiting(story)) : h('p', { class: 'notice-hint' }, t('planningHint')),
+  );
+}
+
+const firstWaiting = (story) => (story && story.pages[0] ? story.pages[0].waiting : null);
+
+/** The storyteller waits out a rate limit or an outage: one calm sentence, counting down. */
+function waitingText(reason, seconds) {
+  return t(reason === 'llm_unreachable' ? 'waitingUnreachable' : 'waitingBusy', seconds);
+}
+
+function waitingNote(waiting) {
+  return h(
+    'p',
+    {
+      class: 'waiting-note',
+      'data-testid': 'page-waiting',
+      'data-waiting-reason': waiting.reason,
+      'data-waiting-until': String(waiting.until),
+      'data-waiting-in': String(waiting.retryIn),
+    },
+    h('span', { class: 'waiting-note-icon', 'aria-hidden': 'true' }, '⏳'),
+    h('span', { class: 'waiting-note-text' }, waitingText(waiting.reason, waitingSeconds(waiting))),
   );
 }
 
@@ -1133,9 +1157,13 @@ function renderReaderView() {
         notice.replaceChildren(storyFailedCard(story));
         notice.dataset.sig = `failed:${ui.lang}`;
       }
-    } else if (notice.dataset.sig !== `planning:${ui.lang}`) {
-      notice.replaceChildren(planningCard(story));
-      notice.dataset.sig = `planning:${ui.lang}`;
+    } else {
+      const waiting = firstWaiting(story);
+      const sig = `planning:${ui.lang}:${waiting ? `${waiting.reason}:${waiting.until}` : ''}`;
+      if (notice.dataset.sig !== sig) {
+        notice.replaceChildren(planningCard(story));
+        notice.dataset.sig = sig;
+      }
     }
     book.hidden = true;
     nav.hidden = true;
@@ -1482,6 +1510,7 @@ function renderAfter(box, page, story) {
   const sig = JSON.stringify([
     page.index, page.status, page.choices, page.chosen, page.local, page.pendingChoice, page.kindHint,
     isLatest, hasNext, story.status, ui.lang, story.id,
+    page.waiting ? [page.waiting.reason, page.waiting.until] : null,
   ]);
   if (box.dataset.sig === sig) return;
   // Keep what the reader is typing if the box is rebuilt.
@@ -1491,7 +1520,8 @@ function renderAfter(box, page, story) {
   box.replaceChildren();
 
   if (page.status === 'writing') {
-    box.append(h('p', { class: 'writing-note' }, h('span', { class: 'dots-anim', 'aria-hidden': 'true' }, h('i'), h('i'), h('i')), t('writing')));
+    if (page.waiting) box.append(waitingNote(page.waiting));
+    else box.append(h('p', { class: 'writing-note' }, h('span', { class: 'dots-anim', 'aria-hidden': 'true' }, h('i'), h('i'), h('i')), t('writing')));
     return;
   }
   if (page.status !== 'done') return;
@@ -2105,6 +2135,11 @@ function setUiLang(lang) {
 function tickElapsed() {
   for (const el of document.querySelectorAll('[data-started-at]')) {
     el.textContent = t('imageElapsed', formatElapsed(elapsedSince(el.dataset.startedAt)));
+  }
+  for (const el of document.querySelectorAll('[data-waiting-until]')) {
+    const waiting = { until: Number(el.dataset.waitingUntil), retryIn: Number(el.dataset.waitingIn) };
+    const text = el.querySelector('.waiting-note-text');
+    if (text) text.textContent = waitingText(el.dataset.waitingReason, waitingSeconds(waiting));
   }
 }
 

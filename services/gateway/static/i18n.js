@@ -83,6 +83,8 @@ const zh = {
   pageOf: (n, total) => `第 ${n} 页 · 共 ${total} 页`,
   pageLabel: (n) => `第 ${n} 页`,
   writing: '正在写这一页…',
+  waitingBusy: (s) => (s > 0 ? `故事作家有点忙，马上再试（${s} 秒）` : '故事作家有点忙，正在再试…'),
+  waitingUnreachable: (s) => (s > 0 ? `暂时联系不上故事作家，马上再试（${s} 秒）` : '暂时联系不上故事作家，正在再试…'),
   imageWaitText: '故事机正在想这一页的画面…',
   imageQueued: '插图马上就开始画…',
   imageDrawing: '插图正在画…',
@@ -271,6 +273,9 @@ const en = {
   pageOf: (n, total) => `Page ${n} of ${total}`,
   pageLabel: (n) => `Page ${n}`,
   writing: 'Writing this page…',
+  waitingBusy: (s) => (s > 0 ? `The storyteller is busy; trying again in ${s} s` : 'The storyteller is busy; trying again now…'),
+  waitingUnreachable: (s) =>
+    s > 0 ? `The storyteller can't be reached just now; trying again in ${s} s` : "The storyteller can't be reached just now; trying again now…",
   imageWaitText: "Imagining this page's picture…",
   imageQueued: 'The picture will start very soon…',
   imageDrawing: 'Drawing the picture…',

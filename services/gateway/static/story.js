@@ -19,6 +19,31 @@ function normSheet(sheet) {
   return { status: sheet.status || (sheet.url ? 'ready' : 'pending'), url: sheet.url || null, error: sheet.error || null };
 }
 
+/**
+ * The writer waits out a rate limit or an outage of the storyteller: why, and until
+ * when (epoch ms). `retry_at` is on the server's clock: read now, the wait is never
+ * longer than `retry_in`, so a device whose clock runs late still counts down right.
+ */
+export function normWaiting(w, now = Date.now()) {
+  if (!w || typeof w !== 'object') return null;
+  const retryIn = Math.max(0, Number(w.retry_in) || 0);
+  const at = Date.parse(w.retry_at || '');
+  const until = Math.min(now + retryIn * 1000, Number.isFinite(at) ? at : Infinity);
+  return {
+    reason: w.reason === 'llm_unreachable' ? 'llm_unreachable' : 'llm_busy',
+    tries: Number(w.tries) || 0,
+    retryIn,
+    until,
+  };
+}
+
+/** Whole seconds until the next try (0: trying now), or null when the page does not wait. */
+export function waitingSeconds(waiting, now = Date.now()) {
+  if (!waiting) return null;
+  const left = Math.ceil((waiting.until - now) / 1000);
+  return Math.max(0, Math.min(Math.ceil(waiting.retryIn), left));
+}
+
 function normPage(p, i) {
   return {
     index: typeof p.index === 'number' ? p.index : i,
@@ -27,6 +52,7 @@ function normPage(p, i) {
     choices: Array.isArray(p.choices) ? p.choices : [],
     chosen: p.chosen && (p.chosen.choice != null || p.chosen.action) ? p.chosen : null,
     error: p.error || null,
+    waiting: p.status === 'writing' || !p.status ? normWaiting(p.waiting) : null,
     image: normImage(p.image),
     // A kind sentence when the reader's typed idea was set aside (only in page.text.done).
     note: p.note || null,
@@ -118,6 +144,7 @@ export function applyEvent(story, ev) {
         page.status = 'writing';
         page.error = null;
       }
+      page.waiting = null;
       page.local = null;
       if (story.status === 'failed') story.status = 'in_progress';
       return { kind: 'page.started', page: idx };
@@ -146,6 +173,7 @@ export function applyEvent(story, ev) {
       // fills it in.
       if (offset > page.text.length) return cleared ? { kind: 'reset', page: idx } : null;
       page.text = page.text.slice(0, offset) + ev.delta;
+      page.waiting = null; // words arrive: the storyteller answers again
       if (page.status === 'failed') {
         page.status = 'writing';
         page.error = null;
@@ -179,6 +207,7 @@ export function applyEvent(story, ev) {
       page.choices = Array.isArray(ev.choices) ? ev.choices : [];
       page.note = typeof ev.note === 'string' && ev.note.trim() ? ev.note.trim() : null;
       page.error = null;
+      page.waiting = null;
       page.local = null;
       return { kind: 'page.done', page: idx };
     }
@@ -188,9 +217,25 @@ export function applyEvent(story, ev) {
       const page = ensurePage(story, idx);
       page.status = 'failed';
       page.error = ev.error || { code: 'llm_failed', message: '' };
+      page.waiting = null;
       page.local = null;
       story.status = 'failed'; // as the server records it; page.started puts it back
       return { kind: 'page.failed', page: idx };
+    }
+
+    case 'page.waiting': {
+      if (idx == null) return null;
+      const page = ensurePage(story, idx);
+      if (page.status !== 'writing') return null;
+      page.waiting = normWaiting(ev);
+      return { kind: 'waiting', page: idx };
+    }
+
+    case 'page.resumed': {
+      if (idx == null) return null;
+      const page = ensurePage(story, idx);
+      page.waiting = null;
+      return { kind: 'waiting', page: idx };
     }
 
     case 'page.image.started': {

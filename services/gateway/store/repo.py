@@ -35,6 +35,10 @@ from services.common import safety
 from services.common.topology import Topology
 from services.gateway.store.models import COUNTERS, Base, Event, Outbox, Page, Story, UsageDaily, utcnow
 
+# A page's events that say whether its writer waits (see Store._last_wait).
+WAIT_EVENTS = ("page.waiting", "page.resumed", "page.started")
+WAIT_FIELDS = ("reason", "tries", "retry_in", "retry_at")
+
 
 class StoreError(Exception):
     status = 400
@@ -249,6 +253,12 @@ class Store:
             if story is None:
                 raise NotFound(f"No story with id {story_id!r}. Start a new story.")
             pages = await self._pages(session, story_id)
+            waiting: dict[int, dict[str, Any]] = {}
+            for p in pages:
+                if p.status == "writing":
+                    last = await self._last_wait(session, story_id, p.index)
+                    if last is not None and last.type == "page.waiting":
+                        waiting[p.index] = {k: last.data.get(k) for k in WAIT_FIELDS}
         return {
             "story_id": story.id,
             "title": story.title,
@@ -265,7 +275,7 @@ class Store:
                 "status": story.sheet_status,
                 "url": media_url(story.sheet_path) if story.sheet_path else None,
             },
-            "pages": [_page_view(p) for p in pages],
+            "pages": [_page_view(p, waiting.get(p.index)) for p in pages],
         }
 
     async def events_after(self, story_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
@@ -414,6 +424,10 @@ class Store:
                     await self._text_done(session, story, result, changes)
                 case c.PageFailed():
                     await self._page_failed(session, story, result, changes)
+                case c.PageWaiting():
+                    await self._page_waiting(session, story, result, changes)
+                case c.PageResumed():
+                    await self._page_resumed(session, story, result, changes)
                 case c.ImageReady():
                     await self._image_ready(session, story, result, changes)
                 case c.ImageFailed():
@@ -486,6 +500,47 @@ class Store:
         page.error = r.error.model_dump()
         story.status = "failed"
         self._append(session, story, changes, "page.failed", {"page": r.page, "error": page.error})
+
+    async def _last_wait(self, session: AsyncSession, story_id: str, page: int) -> Event | None:
+        """The page's latest page.waiting, page.resumed or page.started: whether the page
+        waits now is read from its own history, so nothing else has to be kept in step."""
+        rows = await session.execute(
+            select(Event)
+            .where(Event.story_id == story_id, Event.type.in_(WAIT_EVENTS))
+            .order_by(Event.seq.desc())
+            .limit(50)
+        )
+        return next((e for e in rows.scalars() if e.data.get("page") == page), None)
+
+    async def _page_waiting(
+        self, session: AsyncSession, story: Story, r: c.PageWaiting, changes: Changes
+    ) -> None:
+        page = await session.get(Page, (story.id, r.page))
+        if page is None or page.status != "writing" or r.attempt != page.text_attempt:
+            return
+        last = await self._last_wait(session, story.id, r.page)
+        if last is not None and last.type != "page.started" and int(last.data.get("tries", 0)) >= r.tries:
+            return  # a duplicate, or news older than what the reader has
+        retry_at = datetime.fromtimestamp(r.retry_at, UTC).isoformat()
+        data = {
+            "page": r.page,
+            "tries": r.tries,
+            "reason": r.reason,
+            "retry_in": r.retry_in,
+            "retry_at": retry_at,
+        }
+        self._append(session, story, changes, "page.waiting", data)
+
+    async def _page_resumed(
+        self, session: AsyncSession, story: Story, r: c.PageResumed, changes: Changes
+    ) -> None:
+        page = await session.get(Page, (story.id, r.page))
+        if page is None or page.status != "writing" or r.attempt != page.text_attempt:
+            return
+        last = await self._last_wait(session, story.id, r.page)
+        if last is None or last.type != "page.waiting" or int(last.data.get("tries", 0)) >= r.tries:
+            return
+        self._append(session, story, changes, "page.resumed", {"page": r.page, "tries": r.tries})
 
     async def _image_ready(
         self, session: AsyncSession, story: Story, r: c.ImageReady, changes: Changes
@@ -661,7 +716,7 @@ def _wire(row: Event) -> dict[str, Any]:
     return {**row.data, "at": _iso(row.at or utcnow())}
 
 
-def _page_view(p: Page) -> dict[str, Any]:
+def _page_view(p: Page, waiting: dict[str, Any] | None = None) -> dict[str, Any]:
     chosen = None
     if p.chosen_choice is not None or p.chosen_action is not None:
         chosen = {"choice": p.chosen_choice, "action": p.chosen_action}
@@ -672,6 +727,8 @@ def _page_view(p: Page) -> dict[str, Any]:
         "choices": list(p.choices or []),
         "chosen": chosen,
         "error": p.error,
+        # The writer waits out a Moonshot rate limit or outage: why, and until when.
+        "waiting": waiting,
         "image": {
             "status": p.image_status,
             "url": media_url(p.image_path) if p.image_path and p.image_status == "ready" else None,
