@@ -123,6 +123,21 @@ def sheet_key(characters: list[Character], style: str) -> str:
     return hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
+def sheet_prompt(characters: list[Character], style: str) -> str:
+    """The character sheet: every main character, full figure, in the story's style.
+
+    Here, not with the page prompts, because two services ask for a sheet: the writer
+    as soon as the looks are written, and the gateway when a reader asks for it again.
+    """
+    looks = "; ".join(f"{c.name}: {c.look}" for c in characters) or "the main character"
+    return (
+        f"Character sheet for a children's picture book, {style}. "
+        f"Each character shown full figure, standing side by side, facing the viewer, "
+        f"on a plain light background: {looks}. "
+        "Clear shapes and colours, friendly expressions, no text or letters."
+    )
+
+
 def sheet_name(key: str) -> str:
     """File name (without extension) of a character sheet in its story's media folder
     ("sheet" for one drawn before sheets had keys)."""

@@ -166,6 +166,10 @@ class StoryService:
         await self._require_broker()
         await self._publish(await self.store.redraw(story_id, page=page))
 
+    async def redraw_sheet(self, story_id: str) -> None:
+        await self._require_broker()
+        await self._publish(await self.store.redraw_sheet(story_id))
+
     async def retry(self, story_id: str, page: int) -> None:
         await self._require_broker()
         await self._publish(await self.store.retry_page(story_id, page=page))

@@ -88,6 +88,11 @@ def find_sheet(media_dir: Path, story_id: str, key: str = "") -> Path | str | No
     return "failed" if (folder / f"{name}.failed").exists() else None
 
 
+def clear_sheet_failed(media_dir: Path, story_id: str, key: str = "") -> None:
+    """The sheet is asked for again: pages wait for it instead of drawing from text."""
+    (media_dir / story_id / f"{c.sheet_name(key)}.failed").unlink(missing_ok=True)
+
+
 def mark_sheet_failed(media_dir: Path, story_id: str, key: str = "") -> None:
     folder = media_dir / story_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -144,6 +149,8 @@ class Illustrator:
             if status == "taken":
                 log.info("this picture is being drawn for another request; this one is dropped", extra=extra)
                 return
+        if task.kind == "sheet":
+            await asyncio.to_thread(clear_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
         reference: Path | None = None
         note: str | None = None
         if task.use_sheet:

@@ -296,7 +296,7 @@ class Writer:
             c.ImageTask(
                 story_id=task.story_id,
                 page=c.SHEET_PAGE,
-                prompt=prompts.sheet_prompt(characters, style),
+                prompt=c.sheet_prompt(characters, style),
                 kind="sheet",
                 ratio="16:9",
                 sheet=key,

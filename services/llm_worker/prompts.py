@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from services.common.contracts import Character, Outline, OutlineTask, PageTask
+from services.common.contracts import Outline, OutlineTask, PageTask
 
 CONTEXT_MARKER = "STORY_CONTEXT_JSON:"
 
@@ -122,17 +122,6 @@ def image_prompt(task: PageTask, illustration: str) -> str:
         "Soft, friendly, no text or letters in the picture.",
     ]
     return " ".join(p for p in parts if p)
-
-
-def sheet_prompt(characters: list[Character], style: str) -> str:
-    """The character sheet: every main character, full figure, in the story's style."""
-    looks = "; ".join(f"{c.name}: {c.look}" for c in characters) or "the main character"
-    return (
-        f"Character sheet for a children's picture book, {style}. "
-        f"Each character shown full figure, standing side by side, facing the viewer, "
-        f"on a plain light background: {looks}. "
-        "Clear shapes and colours, friendly expressions, no text or letters."
-    )
 
 
 JUDGE_SYSTEM = """You check ideas for an illustrated picture book for a child of a given age.

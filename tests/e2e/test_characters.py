@@ -37,9 +37,7 @@ async def test_a_failed_composition_is_tried_again_with_the_sheet(amqp_url: str,
                     headers=reader.auth,
                 )
                 assert r.status_code == 202
-                await reader.read(
-                    reading, until=lambda m: m["type"] == "page.image.done" and m["page"] == 1
-                )
+                await reader.read(reading, until=lambda m: m["type"] == "page.image.done" and m["page"] == 1)
                 stats = (await http.get(f"{stack.jimeng_url}/_fake/stats")).json()
                 sheet_url = reading.of("story.sheet.done")[0]["url"]
                 sheet = Image.open(io.BytesIO((await http.get(f"{stack.gateway_url}{sheet_url}")).content))
@@ -52,3 +50,58 @@ async def test_a_failed_composition_is_tried_again_with_the_sheet(amqp_url: str,
     # sheet (a generation), page 0, page 1 failed, page 1 again: three compositions.
     assert stats["requests"]["compositions"] == 3 and stats["requests"]["generations"] == 1
     assert sheet.width > sheet.height, "the sheet is drawn wide, characters side by side"
+
+
+async def test_a_failed_sheet_can_be_drawn_again_and_later_pictures_use_it(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    with running_stack(amqp_url, tmp_path, name="sheet-again", gateways=1, jimeng_seconds=0.3) as stack:
+        async with httpx.AsyncClient(timeout=20) as http:
+            # The sheet is the first picture asked for: refused twice (the second time
+            # softened), it fails for good; page 0 is drawn from its text alone.
+            await http.post(f"{stack.jimeng_url}/_fake/faults", json={"mode": "content_policy", "count": 2})
+            reader = Reader(stack.gateway_url)
+            reading = Reading()
+            try:
+                await reader.start("小刺猬找朋友", age=4)
+                await reader.read(reading, until=lambda m: page_done(reading, 0), limit=90)
+                assert reading.of("story.sheet.failed")
+                story = await reader.story()
+                assert story["character_sheet"]["status"] == "failed"
+                assert story["pages"][0]["image"]["reference"] == "text_only"
+
+                asked = await http.post(
+                    f"{stack.gateway_url}/api/stories/{reader.story_id}/sheet/retry", headers=reader.auth
+                )
+                assert asked.status_code == 202, asked.text
+                again = await http.post(
+                    f"{stack.gateway_url}/api/stories/{reader.story_id}/sheet/retry", headers=reader.auth
+                )
+                assert again.status_code == 409 and again.json()["error"]["message"]
+                await reader.read(reading, until=lambda m: m["type"] == "story.sheet.done", limit=60)
+                assert reading.of("story.sheet.started")
+
+                # The page drawn next, and page 0 redrawn, are composed from the new sheet.
+                r = await http.post(
+                    f"{stack.gateway_url}/api/stories/{reader.story_id}/pages/0/image/retry",
+                    headers=reader.auth,
+                )
+                assert r.status_code == 202
+                await reader.read(
+                    reading,
+                    until=lambda m: (
+                        m["type"] == "page.image.done"
+                        and m["page"] == 0
+                        and m["reference"] == "character_sheet"
+                    ),
+                    limit=60,
+                )
+                story = await reader.story()
+            finally:
+                await reader.close()
+            stats = (await http.get(f"{stack.jimeng_url}/_fake/stats")).json()
+    assert story["character_sheet"]["status"] == "ready"
+    redrawn = story["pages"][0]["image"]
+    assert redrawn["reference"] == "character_sheet" and redrawn["note"] is None
+    # The failed sheet twice, the sheet again, page 0 from text, page 0 from the sheet.
+    assert stats["requests"]["generations"] == 4 and stats["requests"]["compositions"] == 1

@@ -281,3 +281,49 @@ async def test_waiting_ends_with_the_page_and_never_touches_another_attempt(stor
     fresh = await store.apply(waiting(sid, 1, tries=1, attempt=2))
     assert [e.type for e in fresh.events] == ["page.waiting"]
     assert (await store.read_story(sid))["pages"][1]["waiting"]["tries"] == 1
+
+
+async def test_the_characters_can_be_drawn_again_after_their_sheet_failed(store: Store) -> None:
+    sid = await new_story(store)
+    with pytest.raises(Conflict, match="not written yet"):
+        await store.redraw_sheet(sid)
+    await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))
+    key = c.sheet_key(OUTLINE.characters, OUTLINE.style)
+    with pytest.raises(Conflict, match="being drawn already"):
+        await store.redraw_sheet(sid)
+    error = c.ErrorInfo(code="image_content_policy", message="x")
+    await store.apply(c.ImageFailed(story_id=sid, page=c.SHEET_PAGE, error=error, sheet=key))
+    assert (await store.read_story(sid))["character_sheet"]["status"] == "failed"
+
+    changes = await store.redraw_sheet(sid)
+    assert [e.type for e in changes.events] == ["story.sheet.started"]
+    [task] = [o.body for o in changes.outbox if o.body.get("kind") == "sheet"]
+    assert task["sheet"] == key and task["page"] == c.SHEET_PAGE and task["request"]
+    assert "a small white rabbit with a red scarf" in task["prompt"]
+    assert (await store.read_story(sid))["character_sheet"]["status"] == "pending"
+    drawn = c.ImageReady(story_id=sid, page=c.SHEET_PAGE, media_path=f"{sid}/sheet-{key}.webp", sheet=key)
+    assert [e.type for e in (await store.apply(drawn)).events] == ["story.sheet.done"]
+    with pytest.raises(Conflict, match="drawn already"):
+        await store.redraw_sheet(sid)
+
+
+async def test_a_page_that_failed_before_its_picture_was_asked_for_waits_for_none(store: Store) -> None:
+    sid = await new_story(store)
+    await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))
+    error = c.ErrorInfo(code="llm_auth", message="x")
+    await store.apply(c.PageFailed(story_id=sid, page=0, error=error))
+    page = (await store.read_story(sid))["pages"][0]
+    assert page["status"] == "failed" and page["image"]["status"] == "none"
+    # Written again: its picture is awaited again.
+    await store.retry_page(sid, page=0)
+    assert (await store.read_story(sid))["pages"][0]["image"]["status"] == "pending"
+
+
+async def test_a_page_that_failed_after_its_picture_was_asked_for_still_gets_it(store: Store) -> None:
+    sid = await new_story(store)
+    await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))
+    await store.apply(c.ImageRequested(story_id=sid, page=0, prompt="a rabbit"))
+    await store.apply(c.PageFailed(story_id=sid, page=0, error=c.ErrorInfo(code="llm_failed", message="x")))
+    assert (await store.read_story(sid))["pages"][0]["image"]["status"] == "pending"
+    await store.apply(c.ImageReady(story_id=sid, page=0, media_path=f"{sid}/p0.webp"))
+    assert (await store.read_story(sid))["pages"][0]["image"]["status"] == "ready"

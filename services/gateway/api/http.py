@@ -104,6 +104,14 @@ async def redraw(story_id: str, page: int, token: TokenDep, service: ServiceDep)
     return {"status": "accepted"}
 
 
+@router.post("/api/stories/{story_id}/sheet/retry", status_code=202)
+async def redraw_sheet(story_id: str, token: TokenDep, service: ServiceDep) -> dict[str, str]:
+    """Draw the characters again after their picture failed; pages drawn next use it."""
+    await service.store.authorize(story_id, token)
+    await service.redraw_sheet(story_id)
+    return {"status": "accepted"}
+
+
 @router.post("/api/stories/{story_id}/pages/{page}/retry", status_code=202)
 async def retry_page(story_id: str, page: int, token: TokenDep, service: ServiceDep) -> dict[str, str]:
     await service.store.authorize(story_id, token)

@@ -85,6 +85,7 @@ export const api = {
     request('POST', `/api/stories/${enc(id)}/choices`, { token, body: { page, choice } }),
   act: (id, token, page, action) =>
     request('POST', `/api/stories/${enc(id)}/choices`, { token, body: { page, action } }),
+  redrawSheet: (id, token) => request('POST', `/api/stories/${enc(id)}/sheet/retry`, { token }),
   redrawImage: (id, token, page) =>
     request('POST', `/api/stories/${enc(id)}/pages/${page}/image/retry`, { token }),
   retryPage: (id, token, page) =>

@@ -1188,6 +1188,7 @@ function renderReaderView() {
   renderPageNote($('page-note'), page, story);
   renderPageSheet($('page-sheet'), page, story);
   renderPicture($('picture'), page, story);
+  renderPictureNote($('picture-note'), page);
   renderProblem($('page-problem'), page);
   renderAfter($('page-after'), page, story);
   renderNav(story);
@@ -1233,9 +1234,16 @@ function pageNote(note, story) {
 /** "Meet the characters": the character sheet, small, on the first page once it is drawn. */
 function renderPageSheet(box, page, story) {
   const url = page.index === 0 ? sheetUrl(story) : null;
-  const sig = JSON.stringify([url, ui.lang, story.id]);
+  // After the sheet failed, on the latest page: the reader may ask for it again.
+  const sheetState = story.sheet ? story.sheet.status : 'pending';
+  const offer = !url && page.index === latestIndex(story) && (sheetState === 'failed' || story.sheetLocal === 'asking');
+  const sig = JSON.stringify([url, offer, story.sheetLocal || null, ui.lang, story.id]);
   if (box.dataset.sig === sig) return;
   box.dataset.sig = sig;
+  if (offer) {
+    box.replaceChildren(sheetAgainCard(story));
+    return;
+  }
   if (!url) {
     box.replaceChildren();
     return;
@@ -1277,6 +1285,44 @@ function renderPageSheet(box, page, story) {
   box.replaceChildren(figure);
 }
 
+/** The characters' picture failed: pages are drawn from their words until it is drawn again. */
+function sheetAgainCard(story) {
+  const asking = story.sheetLocal === 'asking';
+  return h(
+    'div',
+    { class: 'sheet-again', 'data-testid': 'sheet-again' },
+    h('p', { class: 'sheet-again-words' }, h('span', { 'aria-hidden': 'true' }, '🎨 '), t('sheetFailed')),
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'btn btn-soft btn-small',
+        'data-testid': 'sheet-again-button',
+        disabled: asking ? true : null,
+        onclick: () => redrawSheet(),
+      },
+      asking ? t('sheetAsking') : t('sheetAgain'),
+    ),
+  );
+}
+
+async function redrawSheet() {
+  const c = current;
+  if (!c || !c.story || c.story.sheetLocal === 'asking') return;
+  c.story.sheetLocal = 'asking';
+  render();
+  try {
+    await api.redrawSheet(c.id, c.token);
+    if (current === c && c.story.sheet.status === 'failed') c.story.sheet = { status: 'pending', url: null, error: null };
+  } catch (err) {
+    if (current !== c) return;
+    if (err instanceof ApiError && err.status === 409) refreshStory(c);
+    else showToast(errorText(err), { kind: 'error' });
+  }
+  if (current === c) c.story.sheetLocal = null;
+  render();
+}
+
 /** The whole story's cover: the characters, big, once drawn. */
 function renderWholeSheet(story) {
   const box = $('whole-sheet');
@@ -1298,6 +1344,17 @@ function renderWholeSheet(story) {
   );
 }
 
+/** Drawn without the character sheet: a small word under the picture, never over it. */
+function renderPictureNote(box, page) {
+  const img = page.image;
+  const show = Boolean(img && img.status === 'ready' && img.url && img.note);
+  const sig = JSON.stringify([show, show && img.note, ui.lang]);
+  if (box.dataset.sig === sig) return;
+  box.dataset.sig = sig;
+  box.hidden = !show;
+  box.replaceChildren(...(show ? [h('span', { title: img.note }, t('imageTextOnly'))] : []));
+}
+
 /** The picture box: never empty, always says what is happening. */
 function renderPicture(slot, page, story) {
   const img = page.image;
@@ -1307,6 +1364,7 @@ function renderPicture(slot, page, story) {
   else if (img && img.status === 'failed') state = 'failed';
   else if (page.status === 'failed' && page.error && page.error.code === 'unsuitable_idea') state = 'resting';
   else if (img && img.status === 'pending' && img.started_at) state = 'drawing';
+  else if (img && img.status === 'none') state = 'resting';
   else if (img || page.status === 'done') state = 'queued';
   else state = 'waiting';
 
@@ -1335,8 +1393,6 @@ function renderPicture(slot, page, story) {
         { class: 'pic-frame loading' },
         image,
         h('span', { class: 'pic-loading-text', 'aria-hidden': 'true' }, t('imageLoading')),
-        // Drawn without the character sheet: a small word, not a warning.
-        img.note ? h('p', { class: 'pic-note', 'data-testid': 'image-note', title: img.note }, t('imageTextOnly')) : null,
       );
       image.addEventListener('load', () => frame.classList.remove('loading'));
       image.addEventListener('error', () => {

@@ -295,6 +295,10 @@ export function applyEvent(story, ev) {
       story.sheet = { status: 'ready', url: ev.url || null, error: null };
       return { kind: 'sheet' };
 
+    case 'story.sheet.started':
+      story.sheet = { status: 'pending', url: null, error: null };
+      return { kind: 'sheet' };
+
     case 'story.sheet.failed':
       story.sheet = { status: 'failed', url: null, error: ev.error || null };
       return { kind: 'sheet' };

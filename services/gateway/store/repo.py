@@ -404,6 +404,32 @@ class Store:
             self._send(session, changes, story_id, self.topo.image_key, task)
         return changes
 
+    async def redraw_sheet(self, story_id: str) -> Changes:
+        """Draw the character sheet again after it failed: pages drawn from now on use it."""
+        changes = Changes()
+        async with self._tx() as session:
+            story = await self._lock_story(session, story_id)
+            if story.outline is None:
+                raise Conflict("The characters are not written yet; their picture follows them.")
+            if story.sheet_status == "pending":
+                raise Conflict("The characters are being drawn already.")
+            if story.sheet_status == "ready":
+                raise Conflict("The characters are drawn already.")
+            outline = c.Outline.model_validate(story.outline)
+            story.sheet_status, story.sheet_path = "pending", None
+            self._append(session, story, changes, "story.sheet.started", {})
+            task = c.ImageTask(
+                story_id=story_id,
+                page=c.SHEET_PAGE,
+                prompt=c.sheet_prompt(outline.characters, outline.style),
+                ratio="16:9",
+                kind="sheet",
+                sheet=_sheet_key(story),
+                request=uuid.uuid4().hex,
+            )
+            self._send(session, changes, story_id, self.topo.image_key, task)
+        return changes
+
     # ------------------------------------------------------------------ worker results
     async def apply(self, result: Any) -> Changes:
         """Apply a worker's result once; a duplicate or stale result changes nothing."""
@@ -499,6 +525,10 @@ class Store:
         page.status = "failed"
         page.error = r.error.model_dump()
         story.status = "failed"
+        if page.image_status == "pending" and page.image_started_at is None:
+            # Its picture was never asked for and never will be under this attempt: it is
+            # not waiting for anything (writing the page again asks for one).
+            page.image_status = "none"
         self._append(session, story, changes, "page.failed", {"page": r.page, "error": page.error})
 
     async def _last_wait(self, session: AsyncSession, story_id: str, page: int) -> Event | None:
