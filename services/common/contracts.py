@@ -239,6 +239,8 @@ class UsageReport(Contract):
     image_calls: int = 0
     pictures: int = 0
     retries: int = 0
+    # Who the image calls went to ("jimeng" or "ark"); llm calls always go to Moonshot.
+    provider: str = ""
 
 
 class PageWaiting(Contract):

@@ -243,11 +243,15 @@ class Illustrator:
         event.set()
 
     async def _report(self, task: c.ImageTask, tally: Tally, delivery: Delivery) -> None:
+        """What this attempt cost, counted only for calls that reached the provider."""
+        if not (tally.calls or tally.pictures):
+            return
         report = c.UsageReport(
             story_id=task.story_id,
             image_calls=tally.calls,
             pictures=tally.pictures,
             retries=1 if delivery.retries > 0 else 0,
+            provider=self.provider.name if self.provider is not None else "",
         )
         try:
             await self._result(report)

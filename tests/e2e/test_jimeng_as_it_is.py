@@ -85,9 +85,15 @@ def broke_and_live(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
 async def test_an_id_without_credits_is_set_aside_and_every_picture_is_drawn(broke_and_live: Stack) -> None:
     reading = Reading()
     reader = await first_picture(broke_and_live, reading)
-    await reader.close()
+    try:
+        await asyncio.sleep(0.5)  # the usage report follows the picture
+        usage = (await reader.story())["usage"]
+    finally:
+        await reader.close()
     assert not reading.of("page.image.failed"), reading.of("page.image.failed")
     seen = await stats(broke_and_live)
+    made = seen["requests"]["compositions"] + seen["requests"]["generations"]
+    assert usage["image_calls"] == made and usage["pictures"] == seen["paid"] == 2, (usage, seen)
     # The watcher judges the ids at start: the broke one is never drawn with, or once.
     assert seen["sessions_used"].get(BROKE, 0) <= 1
     assert seen["paid"] == seen["requests"]["compositions"] + seen["requests"]["generations"] - seen[
@@ -171,6 +177,8 @@ async def test_a_region_id_with_a_model_it_lacks_is_a_configuration_error(
         started = time.monotonic()
         reader = await first_picture(stack, reading)
         took = time.monotonic() - started
+        await asyncio.sleep(0.5)
+        usage = (await reader.story())["usage"]
         await reader.close()
         seen = await stats(stack)
         ready = await readyz(stack, until=lambda b: "drawing" in b["checks"])
@@ -180,6 +188,7 @@ async def test_a_region_id_with_a_model_it_lacks_is_a_configuration_error(
     # One refused call for the sheet and one for the page: nothing retried.
     assert seen["requests"].get("generations", 0) + seen["requests"].get("compositions", 0) == 2
     assert seen["paid"] == 0
+    assert (usage["image_calls"], usage["pictures"]) == (2, 0), "counted as made, nothing paid"
     assert ready["code"] == 503 and "JIMENG_MODEL" in ready["checks"]["drawing"]
     print(f"\n[region id + jimeng-5.0] reader got image_config after {took:.1f}s; 2 calls, 0 paid")
 

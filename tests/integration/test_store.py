@@ -327,3 +327,17 @@ async def test_a_page_that_failed_after_its_picture_was_asked_for_still_gets_it(
     assert (await store.read_story(sid))["pages"][0]["image"]["status"] == "pending"
     await store.apply(c.ImageReady(story_id=sid, page=0, media_path=f"{sid}/p0.webp"))
     assert (await store.read_story(sid))["pages"][0]["image"]["status"] == "ready"
+
+
+async def test_usage_counts_calls_per_upstream(store: Store) -> None:
+    sid = await new_story(store)
+    await store.apply(c.UsageReport(story_id=sid, llm_calls=2, tokens_in=10, tokens_out=5))
+    await store.apply(c.UsageReport(story_id=sid, image_calls=3, pictures=1, provider="ark"))
+    await store.apply(c.UsageReport(story_id=sid, image_calls=1, provider="jimeng"))
+    usage = await store.usage(days=1)
+    assert usage["upstreams"] == {
+        "moonshot": {"calls": 2, "pictures": 0},
+        "ark": {"calls": 3, "pictures": 1},
+        "jimeng": {"calls": 1, "pictures": 0},
+    }
+    assert usage["totals"]["image_calls"] == 4 and usage["days"][0]["upstreams"]["ark"]["calls"] == 3

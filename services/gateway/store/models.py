@@ -103,6 +103,18 @@ class UsageDaily(Base):
     retries: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class UsageUpstreamDaily(Base):
+    """Calls per upstream (moonshot, jimeng, ark) per UTC day: what each account was asked
+    for. A table of its own, so a store created before it gains it without losing a row."""
+
+    __tablename__ = "usage_upstream_daily"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    upstream: Mapped[str] = mapped_column(String(16), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    pictures: Mapped[int] = mapped_column(Integer, default=0)
+
+
 COUNTERS = ("tokens_in", "tokens_out", "llm_calls", "image_calls", "pictures", "retries")
 
 

@@ -33,7 +33,17 @@ from sqlalchemy.ext.asyncio import (
 from services.common import contracts as c
 from services.common import safety
 from services.common.topology import Topology
-from services.gateway.store.models import COUNTERS, Base, Event, Outbox, Page, Story, UsageDaily, utcnow
+from services.gateway.store.models import (
+    COUNTERS,
+    Base,
+    Event,
+    Outbox,
+    Page,
+    Story,
+    UsageDaily,
+    UsageUpstreamDaily,
+    utcnow,
+)
 
 # A page's events that say whether its writer waits (see Store._last_wait).
 WAIT_EVENTS = ("page.waiting", "page.resumed", "page.started")
@@ -442,6 +452,13 @@ class Store:
                     for name, value in amounts.items():
                         setattr(story, name, getattr(story, name) + value)
                     await self._add_daily(session, **amounts)
+                    if result.llm_calls:
+                        await self._add_upstream(session, "moonshot", calls=result.llm_calls)
+                    if result.image_calls or result.pictures:
+                        upstream = result.provider or "jimeng"  # reports from before providers: jimeng
+                        await self._add_upstream(
+                            session, upstream, calls=result.image_calls, pictures=result.pictures
+                        )
                 case c.OutlineReady():
                     await self._outline_ready(session, story, result, changes)
                 case c.ImageRequested():
@@ -634,6 +651,22 @@ class Store:
         )
         await session.execute(stmt)
 
+    async def _add_upstream(
+        self, session: AsyncSession, upstream: str, *, calls: int, pictures: int = 0
+    ) -> None:
+        day = utcnow().strftime("%Y-%m-%d")
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(UsageUpstreamDaily).values(day=day, upstream=upstream, calls=calls, pictures=pictures)
+        table = UsageUpstreamDaily.__table__.c
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.day, table.upstream],
+            set_={
+                "calls": table.calls + stmt.excluded.calls,
+                "pictures": table.pictures + stmt.excluded.pictures,
+            },
+        )
+        await session.execute(stmt)
+
     async def usage(self, *, days: int) -> dict[str, Any]:
         async with self.sessions() as session:
             rows = await session.execute(select(UsageDaily).order_by(UsageDaily.day.desc()).limit(days))
@@ -641,8 +674,17 @@ class Store:
                 {"day": r.day, "stories": r.stories, **{n: getattr(r, n) for n in COUNTERS}}
                 for r in rows.scalars()
             ]
+            shown = [d["day"] for d in per_day]
+            found = await session.execute(select(UsageUpstreamDaily).where(UsageUpstreamDaily.day.in_(shown)))
+            by_upstream: dict[str, dict[str, int]] = {}
+            for r in found.scalars():
+                total = by_upstream.setdefault(r.upstream, {"calls": 0, "pictures": 0})
+                total["calls"] += r.calls
+                total["pictures"] += r.pictures
+                day = next(d for d in per_day if d["day"] == r.day)
+                day.setdefault("upstreams", {})[r.upstream] = {"calls": r.calls, "pictures": r.pictures}
         totals = {n: sum(int(d[n]) for d in per_day) for n in ("stories", *COUNTERS)}
-        return {"days": per_day, "totals": totals}
+        return {"days": per_day, "totals": totals, "upstreams": by_upstream}
 
     # ------------------------------------------------------------------ library
     async def summaries(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
