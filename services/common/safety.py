@@ -61,8 +61,19 @@ def _latin(ch: str) -> str:
     return ch
 
 
-# A word spelled out letter by letter: "k i l l", "k.i.l.l", "k-i-l-l-s".
-_SPELLED = re.compile(r"(?<![a-z0-9])[a-z0-9](?:[\s.\-_*·,|/]+[a-z0-9](?![a-z0-9])){2,}")
+# A word spelled out letter by letter, one separator throughout: "k i l l", "k.i.l.l",
+# "k-i-l-l-s" (so "a b.l.o.o.d.y story" keeps its "a").
+_SPELLED = re.compile(
+    r"(?<![a-z0-9])[a-z0-9](?P<sep>[\s.\-_*·,|/]+)[a-z0-9](?![a-z0-9])(?:(?P=sep)[a-z0-9](?![a-z0-9])){1,}"
+)
+
+
+def _join(match: re.Match[str]) -> str:
+    letters = re.sub(r"[^a-z0-9]", "", match.group(0))
+    # "a k i l l e r": the article stays a word of its own.
+    if letters[0] in "ai" and match.group("sep").isspace() and len(letters) > 3:
+        return letters[0] + " " + letters[1:]
+    return letters
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 # Digits standing for letters only inside words that also have letters ("k1ll", "s3x").
 _MIXED = re.compile(r"(?=[a-z0-9@$]*[a-z])(?=[a-z0-9@$]*[0-9@$])[a-z0-9@$]+")
@@ -76,7 +87,7 @@ def normalise(text: str) -> str:
     text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if _visible(ch))
     text = unicodedata.normalize("NFC", text)
     text = "".join(_latin(ch) for ch in text).casefold()
-    text = _SPELLED.sub(lambda m: re.sub(r"[^a-z0-9]", "", m.group(0)), text)
+    text = _SPELLED.sub(_join, text)
     return re.sub(r"\s+", " ", text).strip()
 
 
