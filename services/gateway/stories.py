@@ -54,7 +54,7 @@ def unstorable(value: Any) -> str | None:
             stack.extend(item)
         elif isinstance(item, str):
             if "\x00" in item:
-                return "contains a NUL character"
+                return "contains a control character (U+0000)"
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
