@@ -25,6 +25,13 @@ PAGE_CSP = (
 )
 # Pictures, JSON, exports: nothing in them may run or load anything.
 STRICT_CSP = "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+# The API's own documentation (FastAPI's Swagger UI): its script comes from a CDN and
+# starts inline. It shows no reader's content, so that is all it is allowed.
+DOCS_CSP = (
+    "default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
 
 
 class SecurityHeaders:
@@ -41,7 +48,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        csp = PAGE_CSP if path == "/" or path.startswith("/static/") else STRICT_CSP
+        if path == "/" or path.startswith("/static/"):
+            csp = PAGE_CSP
+        elif path == "/api/docs":
+            csp = DOCS_CSP
+        else:
+            csp = STRICT_CSP
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
