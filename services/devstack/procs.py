@@ -182,7 +182,8 @@ class Stack:
         if cfg.use_fake_jimeng:
             env.update(JIMENG_API_URL=self.jimeng_url, JIMENG_SESSION_ID="offline-fake-session")
             # The fake serves its pictures from loopback, which downloads refuse by default.
-            env["IMAGE_FETCH_ALLOW"] = "127.0.0.1/32"
+            allowed = [a for a in env.get("IMAGE_FETCH_ALLOW", "").split(",") if a.strip()]
+            env["IMAGE_FETCH_ALLOW"] = ",".join([*allowed, "127.0.0.1/32"])
         if cfg.use_fake_moonshot or cfg.use_fake_jimeng:
             env.setdefault("APP_ENV", "development")
         env.update(cfg.extra_env)
