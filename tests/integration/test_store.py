@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
-import asyncpg
 import pytest
 
 from services.common import contracts as c
 from services.common.topology import Topology
 from services.gateway.store.repo import Conflict, NotFound, Store, StoreError
-from tests.support.infra import unique
 
 OUTLINE = c.Outline(
     title="图图去月亮",
@@ -21,23 +18,6 @@ OUTLINE = c.Outline(
     style="crayon",
     arc=["a", "b", "c"],
 )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'stories.db'}"
-        return
-    admin = request.getfixturevalue("pg_admin_url")
-    name = unique("storytest_")
-    dsn = admin.replace("postgresql+asyncpg://", "postgresql://")
-    conn = await asyncpg.connect(dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    yield admin.rsplit("/", 1)[0] + f"/{name}"
-    conn = await asyncpg.connect(dsn)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.close()
 
 
 @pytest.fixture

@@ -33,9 +33,9 @@ from sqlalchemy.ext.asyncio import (
 from services.common import contracts as c
 from services.common import safety
 from services.common.topology import Topology
+from services.gateway.store import schema
 from services.gateway.store.models import (
     COUNTERS,
-    Base,
     Event,
     Outbox,
     Page,
@@ -127,7 +127,7 @@ def _make_engine(url: str, *, writer: bool = True) -> AsyncEngine:
 
 
 class Store:
-    def __init__(self, url: str, *, topology: Topology) -> None:
+    def __init__(self, url: str, *, topology: Topology | None = None) -> None:
         self.engine = _make_engine(url)
         sqlite = url.startswith("sqlite")
         self.read_engine = _make_engine(url, writer=False) if sqlite else self.engine
@@ -136,11 +136,11 @@ class Store:
         # SQLite has one writer at a time: writers of this process queue here, in
         # order, instead of in SQLite's busy handler, which sleeps up to 100 ms a try.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if sqlite else None
-        self.topo = topology
+        self.topo = topology or Topology()
 
     async def create_schema(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+        """Bring the database to this gateway's schema (see store.schema)."""
+        await schema.upgrade(self.engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
