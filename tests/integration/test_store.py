@@ -10,7 +10,7 @@ import pytest
 
 from services.common import contracts as c
 from services.common.topology import Topology
-from services.gateway.store.repo import Conflict, NotFound, Store, StoreError
+from services.gateway.store.repo import Conflict, Forbidden, NotFound, Store, StoreError
 
 OUTLINE = c.Outline(
     title="图图去月亮",
@@ -148,7 +148,7 @@ async def test_tokens(store: Store) -> None:
     await store.authorize(sid, token)
     with pytest.raises(StoreError) as info:
         await store.authorize(sid, token[:-1] + ("A" if token[-1] != "A" else "B"))
-    assert info.value.status == 403
+    assert isinstance(info.value, Forbidden)
     with pytest.raises(NotFound):
         await store.authorize("0" * 32, token)
 

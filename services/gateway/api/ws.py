@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from services.gateway.api.errors import error_response, validation_message
+from services.gateway.api.errors import error_response, status_of, validation_message
 from services.gateway.hub import SYNC, Hub, Subscription
-from services.gateway.store.repo import Store, StoreError
+from services.gateway.store.errors import StoreError
+from services.gateway.store.repo import Store
 from services.gateway.stories import Choice, StoryService
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ async def story_socket(websocket: WebSocket, story_id: str) -> None:
     try:
         await store.authorize(story_id, token)
     except StoreError as exc:
-        await _deny(websocket, exc.status, exc.code, exc.message)
+        await _deny(websocket, status_of(exc), exc.code, exc.message)
         return
 
     await websocket.accept()
