@@ -58,6 +58,22 @@ class Reads(Database):
             )
             return [{"type": r.type, "seq": r.seq, **_wire(r)} for r in rows.scalars()]
 
+    async def is_current_picture(self, story_id: str, media_path: str) -> bool:
+        """Whether a page or the character sheet of this story shows this picture now.
+
+        Only these are served: a picture replaced by a redraw was judged not good
+        enough, and its old link must stop working."""
+        async with self.sessions() as session:
+            sheet = await session.execute(
+                select(Story.id).where(Story.id == story_id, Story.sheet_path == media_path)
+            )
+            if sheet.first() is not None:
+                return True
+            page = await session.execute(
+                select(Page.index).where(Page.story_id == story_id, Page.image_path == media_path).limit(1)
+            )
+            return page.first() is not None
+
     async def summaries(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         """The stories of this device: only those whose token matches, never a word about others."""
         wanted = {sid: token for sid, token in pairs}
