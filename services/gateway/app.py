@@ -112,6 +112,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(http.router)
     app.include_router(ws.router)
 
+
     @app.get("/media/{story_id}/{name}", include_in_schema=False)
     async def media(story_id: str, name: str) -> Response:
         picture = MEDIA_PICTURE.fullmatch(name)
