@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.gateway.store.errors import (
@@ -29,6 +30,31 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
 
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str = Field(description="what happened, why, and what to do")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# Documented on every route: the statuses a call may answer with the error body.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (401, "no token"),
+        (403, "the token is not this story's"),
+        (404, "unknown story, page or link"),
+        (409, "not now: the story is not in a state that allows it"),
+        (413, "the body is too large"),
+        (415, "the body is not JSON"),
+        (422, "invalid or unsuitable input"),
+        (429, "too many requests from this client"),
+        (503, "busy or the broker is away; try again after Retry-After seconds"),
+    )
+}
 
 # The HTTP status of each refusal of the store and the story service (the most specific
 # class listed wins; anything else is a 400).

@@ -12,41 +12,48 @@ from sqlalchemy import select
 from services.gateway.store.base import Database, _iso, _wire, hash_token, media_url
 from services.gateway.store.errors import Conflict, NotFound
 from services.gateway.store.models import COUNTERS, Event, Page, Story
-
-WAIT_FIELDS = ("reason", "tries", "retry_in", "retry_at")
+from services.gateway.store.views import (
+    Chosen,
+    Cost,
+    PageView,
+    SharedStory,
+    SheetView,
+    StoryView,
+    Summary,
+    Waiting,
+)
 
 
 class Reads(Database):
-    async def read_story(self, story_id: str) -> dict[str, Any]:
+    async def read_story(self, story_id: str) -> StoryView:
         async with self.sessions() as session:
             story = await session.get(Story, story_id)
             if story is None:
                 raise NotFound(f"No story with id {story_id!r}. Start a new story.")
             pages = await self._pages(session, story_id)
-            waiting: dict[int, dict[str, Any]] = {}
+            waiting: dict[int, Waiting] = {}
             for p in pages:
                 if p.status == "writing":
                     last = await self._last_wait(session, story_id, p.index)
                     if last is not None and last.type == "page.waiting":
-                        waiting[p.index] = {k: last.data.get(k) for k in WAIT_FIELDS}
-        return {
-            "story_id": story.id,
-            "title": story.title,
-            "status": story.status,
-            "premise": story.premise,
-            "age": story.age,
-            "language": story.language,
-            "style": story.style,
-            "total_pages": story.total_pages,
-            "created_at": _iso(story.created_at),
-            "last_seq": story.last_seq,
-            "usage": {n: getattr(story, n) for n in COUNTERS},
-            "character_sheet": {
-                "status": story.sheet_status,
-                "url": media_url(story.sheet_path) if story.sheet_path else None,
-            },
-            "pages": [_page_view(p, waiting.get(p.index)) for p in pages],
-        }
+                        waiting[p.index] = Waiting.model_validate(last.data)
+        return StoryView(
+            story_id=story.id,
+            title=story.title,
+            status=story.status,
+            premise=story.premise,
+            age=story.age,
+            language=story.language,
+            style=story.style,
+            total_pages=story.total_pages,
+            created_at=_iso(story.created_at),
+            last_seq=story.last_seq,
+            usage=Cost(**{n: getattr(story, n) for n in COUNTERS}),
+            character_sheet=SheetView(
+                status=story.sheet_status, url=media_url(story.sheet_path) if story.sheet_path else None
+            ),
+            pages=[_page_view(p, waiting.get(p.index)) for p in pages],
+        )
 
     async def events_after(self, story_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
         async with self.sessions() as session:
@@ -74,7 +81,7 @@ class Reads(Database):
             )
             return page.first() is not None
 
-    async def summaries(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    async def summaries(self, pairs: Sequence[tuple[str, str]]) -> list[Summary]:
         """The stories of this device: only those whose token matches, never a word about others."""
         wanted = {sid: token for sid, token in pairs}
         async with self.sessions() as session:
@@ -87,15 +94,15 @@ class Reads(Database):
                     (p.image_path for p in pages if p.image_status == "ready" and p.image_path), None
                 )
                 out.append(
-                    {
-                        "story_id": story.id,
-                        "title": story.title,
-                        "status": story.status,
-                        "language": story.language,
-                        "created_at": _iso(story.created_at),
-                        "pages": len([p for p in pages if p.status == "done"]),
-                        "cover_url": media_url(cover) if cover else None,
-                    }
+                    Summary(
+                        story_id=story.id,
+                        title=story.title,
+                        status=story.status,
+                        language=story.language,
+                        created_at=_iso(story.created_at),
+                        pages=len([p for p in pages if p.status == "done"]),
+                        cover_url=media_url(cover) if cover else None,
+                    )
                 )
         return out
 
@@ -108,7 +115,7 @@ class Reads(Database):
                 story.share_id = secrets.token_urlsafe(16)
             return story.share_id
 
-    async def shared(self, share_id: str) -> dict[str, Any]:
+    async def shared(self, share_id: str) -> SharedStory:
         """A shared story: the finished pages and pictures, and nothing else."""
         async with self.sessions() as session:
             story = (
@@ -117,40 +124,30 @@ class Reads(Database):
             if story is None or not share_id:
                 raise NotFound("This link does not lead to a story. Ask for a new link.")
             story_id = story.id
-        full = await self.read_story(story_id)
-        keep = ("title", "status", "language", "total_pages", "character_sheet")
-        shared = {k: full[k] for k in keep}
-        shared["pages"] = [
-            {
-                "index": p["index"],
-                "status": p["status"],
-                "text": p["text"],
-                "image": {k: p["image"][k] for k in ("status", "url")},
-            }
-            for p in full["pages"]
-        ]
-        return shared
+        return SharedStory.of(await self.read_story(story_id))
 
 
-def _page_view(p: Page, waiting: dict[str, Any] | None = None) -> dict[str, Any]:
+def _page_view(p: Page, waiting: Waiting | None = None) -> PageView:
     chosen = None
     if p.chosen_choice is not None or p.chosen_action is not None:
-        chosen = {"choice": p.chosen_choice, "action": p.chosen_action}
-    return {
-        "index": p.index,
-        "status": p.status,
-        "text": p.text,
-        "choices": list(p.choices or []),
-        "chosen": chosen,
-        "error": p.error,
-        # The writer waits out a Moonshot rate limit or outage: why, and until when.
-        "waiting": waiting,
-        "image": {
-            "status": p.image_status,
-            "url": media_url(p.image_path) if p.image_path and p.image_status == "ready" else None,
-            "error": p.image_error,
-            "started_at": _iso(p.image_started_at),
-            "reference": p.image_reference,
-            "note": p.image_note,
-        },
-    }
+        chosen = Chosen(choice=p.chosen_choice, action=p.chosen_action)
+    return PageView.model_validate(
+        {
+            "index": p.index,
+            "status": p.status,
+            "text": p.text,
+            "choices": list(p.choices or []),
+            "chosen": chosen,
+            "error": p.error,
+            # The writer waits out a Moonshot rate limit or outage: why, and until when.
+            "waiting": waiting,
+            "image": {
+                "status": p.image_status,
+                "url": media_url(p.image_path) if p.image_path and p.image_status == "ready" else None,
+                "error": p.image_error,
+                "started_at": _iso(p.image_started_at),
+                "reference": p.image_reference,
+                "note": p.image_note,
+            },
+        }
+    )

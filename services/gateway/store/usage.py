@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.store.base import Database
 from services.gateway.store.models import COUNTERS, UsageDaily, UsageUpstreamDaily, utcnow
+from services.gateway.store.views import PerUpstream, UsageDay, UsageTotals, UsageView
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -49,21 +50,25 @@ async def add_upstream(session: AsyncSession, upstream: str, *, calls: int, pict
 
 
 class UsageReads(Database):
-    async def usage(self, *, days: int) -> dict[str, Any]:
+    async def usage(self, *, days: int) -> UsageView:
         async with self.sessions() as session:
             rows = await session.execute(select(UsageDaily).order_by(UsageDaily.day.desc()).limit(days))
             per_day = [
-                {"day": r.day, "stories": r.stories, **{n: getattr(r, n) for n in COUNTERS}}
+                UsageDay(day=r.day, stories=r.stories, **{n: getattr(r, n) for n in COUNTERS})
                 for r in rows.scalars()
             ]
-            shown = [d["day"] for d in per_day]
-            found = await session.execute(select(UsageUpstreamDaily).where(UsageUpstreamDaily.day.in_(shown)))
-            by_upstream: dict[str, dict[str, int]] = {}
+            by_day = {d.day: d for d in per_day}
+            found = await session.execute(
+                select(UsageUpstreamDaily).where(UsageUpstreamDaily.day.in_(by_day))
+            )
+            by_upstream: dict[str, PerUpstream] = {}
             for r in found.scalars():
-                total = by_upstream.setdefault(r.upstream, {"calls": 0, "pictures": 0})
-                total["calls"] += r.calls
-                total["pictures"] += r.pictures
-                day = next(d for d in per_day if d["day"] == r.day)
-                day.setdefault("upstreams", {})[r.upstream] = {"calls": r.calls, "pictures": r.pictures}
-        totals = {n: sum(int(d[n]) for d in per_day) for n in ("stories", *COUNTERS)}
-        return {"days": per_day, "totals": totals, "upstreams": by_upstream}
+                total = by_upstream.setdefault(r.upstream, PerUpstream())
+                total.calls += r.calls
+                total.pictures += r.pictures
+                day = by_day[r.day]
+                day.upstreams = (day.upstreams or {}) | {
+                    r.upstream: PerUpstream(calls=r.calls, pictures=r.pictures)
+                }
+        totals = UsageTotals(**{n: sum(getattr(d, n) for d in per_day) for n in ("stories", *COUNTERS)})
+        return UsageView(days=per_day, totals=totals, upstreams=by_upstream)
