@@ -26,13 +26,11 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from services.common import contracts as c
+from services.common.events import WAIT_EVENTS, ReaderEvent
 from services.common.topology import Topology
 from services.gateway.store import schema
 from services.gateway.store.errors import NotFound
 from services.gateway.store.models import Event, Outbox, Page, Story, utcnow
-
-# A page's events that say whether its writer waits (see Database._last_wait).
-WAIT_EVENTS = ("page.waiting", "page.resumed", "page.started")
 
 
 @dataclass
@@ -119,15 +117,15 @@ class Database:
             raise NotFound(f"No story with id {story_id!r}. Start a new story.")
         return story
 
-    def _append(
-        self, session: AsyncSession, story: Story, changes: Changes, type_: str, data: dict[str, Any]
-    ) -> None:
+    def _append(self, session: AsyncSession, story: Story, changes: Changes, event: ReaderEvent) -> None:
         now = utcnow()
         story.last_seq += 1
         story.updated_at = now
-        row = Event(story_id=story.id, seq=story.last_seq, type=type_, data=data, at=now)
+        row = Event(story_id=story.id, seq=story.last_seq, type=event.type, data=event.fields(), at=now)
         session.add(row)
-        changes.events.append(c.LiveEvent(story_id=story.id, seq=story.last_seq, type=type_, data=_wire(row)))
+        changes.events.append(
+            c.LiveEvent(story_id=story.id, seq=story.last_seq, type=event.type, data=_wire(row))
+        )
 
     def _send(
         self, session: AsyncSession, changes: Changes, story_id: str, routing_key: str, msg: Any

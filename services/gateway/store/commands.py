@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from services.common import contracts as c
+from services.common import events as ev
 from services.common import safety
 from services.gateway.store.base import Changes, Database, _sheet_key, hash_token
 from services.gateway.store.errors import Conflict, Forbidden, Invalid, NotFound, Unsuitable
@@ -38,7 +39,7 @@ class Commands(Database):
             await session.flush()  # the story row first: pages reference it
             session.add(Page(story_id=story_id, index=0, status="writing"))
             await session.flush()
-            self._append(session, story, changes, "page.started", {"page": 0})
+            self._append(session, story, changes, ev.PageStarted(page=0))
             task = c.OutlineTask(story_id=story_id, brief=self._brief(story))
             self._send(session, changes, story_id, self.topo.llm_key, task)
             await add_daily(session, stories=1)
@@ -81,13 +82,7 @@ class Commands(Database):
                     raise Unsuitable(safety.kind_refusal(story.language, choices=latest.choices))
                 latest.chosen_action = action
                 direction = action
-            self._append(
-                session,
-                story,
-                changes,
-                "page.chosen",
-                {"page": page, "choice": choice, "action": action},
-            )
+            self._append(session, story, changes, ev.PageChosen(page=page, choice=choice, action=action))
             nxt = Page(
                 story_id=story_id,
                 index=page + 1,
@@ -97,7 +92,7 @@ class Commands(Database):
             )
             session.add(nxt)
             await session.flush()
-            self._append(session, story, changes, "page.started", {"page": nxt.index})
+            self._append(session, story, changes, ev.PageStarted(page=nxt.index))
             task = self._page_task(story, [*pages, nxt], nxt)
             self._send(session, changes, story_id, self.topo.llm_key, task)
         return changes
@@ -122,7 +117,7 @@ class Commands(Database):
                 target.image_error = None
                 target.image_started_at = None
             story.status = "in_progress"
-            self._append(session, story, changes, "page.started", {"page": page})
+            self._append(session, story, changes, ev.PageStarted(page=page))
             if story.outline is None:
                 task: Any = c.OutlineTask(
                     story_id=story_id, brief=self._brief(story), attempt=target.text_attempt
@@ -150,11 +145,7 @@ class Commands(Database):
             target.image_error = None
             target.image_started_at = utcnow()
             self._append(
-                session,
-                story,
-                changes,
-                "page.image.started",
-                {"page": page, "attempt": target.image_attempt},
+                session, story, changes, ev.PageImageStarted(page=page, attempt=target.image_attempt)
             )
             task = c.ImageTask(
                 story_id=story_id,
@@ -181,7 +172,7 @@ class Commands(Database):
                 raise Conflict("The characters are drawn already.")
             outline = c.Outline.model_validate(story.outline)
             story.sheet_status, story.sheet_path = "pending", None
-            self._append(session, story, changes, "story.sheet.started", {})
+            self._append(session, story, changes, ev.StorySheetStarted())
             task = c.ImageTask(
                 story_id=story_id,
                 page=c.SHEET_PAGE,

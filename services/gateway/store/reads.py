@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from services.common import events as ev
 from services.gateway.store.base import Database, _iso, _wire, hash_token, media_url
 from services.gateway.store.errors import Conflict, NotFound
 from services.gateway.store.models import COUNTERS, Event, Page, Story
@@ -35,7 +36,7 @@ class Reads(Database):
             for p in pages:
                 if p.status == "writing":
                     last = await self._last_wait(session, story_id, p.index)
-                    if last is not None and last.type == "page.waiting":
+                    if last is not None and last.type == ev.PageWaiting.type:
                         waiting[p.index] = Waiting.model_validate(last.data)
         return StoryView(
             story_id=story.id,

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import contracts as c
+from services.common import events as ev
 from services.gateway.store.base import Changes, Database, _same_sheet, _sheet_key, _stale_sheet, media_url
 from services.gateway.store.models import COUNTERS, Page, Story, utcnow
 from services.gateway.store.usage import add_daily, add_upstream
@@ -64,7 +65,7 @@ class Results(Database):
         if story.sheet_path and not _same_sheet(story.sheet_path, _sheet_key(story)):
             # A sheet drawn for an outline attempt that was lost: this outline's own is coming.
             story.sheet_status, story.sheet_path = "pending", None
-        self._append(session, story, changes, "story.outlined", {"title": r.outline.title})
+        self._append(session, story, changes, ev.StoryOutlined(title=r.outline.title))
         task = self._page_task(story, [first], first)
         self._send(session, changes, story.id, self.topo.llm_key, task)
 
@@ -79,13 +80,7 @@ class Results(Database):
         page.image_prompt = r.prompt
         if page.image_status == "pending" and page.image_started_at is None:
             page.image_started_at = utcnow()
-            self._append(
-                session,
-                story,
-                changes,
-                "page.image.started",
-                {"page": r.page, "attempt": r.attempt},
-            )
+            self._append(session, story, changes, ev.PageImageStarted(page=r.page, attempt=r.attempt))
 
     async def _text_done(
         self, session: AsyncSession, story: Story, r: c.PageTextDone, changes: Changes
@@ -98,13 +93,11 @@ class Results(Database):
         page.choices = [] if last else list(r.choices)
         page.status = "done"
         page.image_prompt = page.image_prompt or r.image_prompt
-        done: dict[str, Any] = {"page": r.page, "text": page.text, "choices": page.choices}
-        if r.note:
-            done["note"] = r.note
-        self._append(session, story, changes, "page.text.done", done)
+        done = ev.PageTextDone(page=r.page, text=page.text, choices=page.choices, note=r.note or None)
+        self._append(session, story, changes, done)
         if last:
             story.status = "ended"
-            self._append(session, story, changes, "story.ended", {})
+            self._append(session, story, changes, ev.StoryEnded())
 
     async def _page_failed(
         self, session: AsyncSession, story: Story, r: c.PageFailed, changes: Changes
@@ -119,7 +112,7 @@ class Results(Database):
             # Its picture was never asked for and never will be under this attempt: it is
             # not waiting for anything (writing the page again asks for one).
             page.image_status = "none"
-        self._append(session, story, changes, "page.failed", {"page": r.page, "error": page.error})
+        self._append(session, story, changes, ev.PageFailed(page=r.page, error=r.error))
 
     async def _page_waiting(
         self, session: AsyncSession, story: Story, r: c.PageWaiting, changes: Changes
@@ -128,17 +121,17 @@ class Results(Database):
         if page is None or page.status != "writing" or r.attempt != page.text_attempt:
             return
         last = await self._last_wait(session, story.id, r.page)
-        if last is not None and last.type != "page.started" and int(last.data.get("tries", 0)) >= r.tries:
+        if (
+            last is not None
+            and last.type != ev.PageStarted.type
+            and int(last.data.get("tries", 0)) >= r.tries
+        ):
             return  # a duplicate, or news older than what the reader has
         retry_at = datetime.fromtimestamp(r.retry_at, UTC).isoformat()
-        data = {
-            "page": r.page,
-            "tries": r.tries,
-            "reason": r.reason,
-            "retry_in": r.retry_in,
-            "retry_at": retry_at,
-        }
-        self._append(session, story, changes, "page.waiting", data)
+        waiting = ev.PageWaiting(
+            page=r.page, tries=r.tries, reason=r.reason, retry_in=r.retry_in, retry_at=retry_at
+        )
+        self._append(session, story, changes, waiting)
 
     async def _page_resumed(
         self, session: AsyncSession, story: Story, r: c.PageResumed, changes: Changes
@@ -147,9 +140,9 @@ class Results(Database):
         if page is None or page.status != "writing" or r.attempt != page.text_attempt:
             return
         last = await self._last_wait(session, story.id, r.page)
-        if last is None or last.type != "page.waiting" or int(last.data.get("tries", 0)) >= r.tries:
+        if last is None or last.type != ev.PageWaiting.type or int(last.data.get("tries", 0)) >= r.tries:
             return
-        self._append(session, story, changes, "page.resumed", {"page": r.page, "tries": r.tries})
+        self._append(session, story, changes, ev.PageResumed(page=r.page, tries=r.tries))
 
     async def _image_ready(
         self, session: AsyncSession, story: Story, r: c.ImageReady, changes: Changes
@@ -160,7 +153,7 @@ class Results(Database):
             if story.sheet_status != "ready" or story.outline is None:
                 # Before the outline is stored the latest sheet is kept (and checked then).
                 story.sheet_status, story.sheet_path = "ready", r.media_path
-                self._append(session, story, changes, "story.sheet.done", {"url": media_url(r.media_path)})
+                self._append(session, story, changes, ev.StorySheetDone(url=media_url(r.media_path)))
             return
         page = await session.get(Page, (story.id, r.page))
         if page is None or r.attempt != page.image_attempt or page.image_status != "pending":
@@ -169,13 +162,8 @@ class Results(Database):
         page.image_path = r.media_path
         page.image_error = None
         page.image_reference, page.image_note = r.reference, r.note
-        self._append(
-            session,
-            story,
-            changes,
-            "page.image.done",
-            {"page": r.page, "url": media_url(r.media_path), "reference": r.reference, "note": r.note},
-        )
+        done = ev.PageImageDone(page=r.page, url=media_url(r.media_path), reference=r.reference, note=r.note)
+        self._append(session, story, changes, done)
 
     async def _image_failed(
         self, session: AsyncSession, story: Story, r: c.ImageFailed, changes: Changes
@@ -183,17 +171,11 @@ class Results(Database):
         if r.page == c.SHEET_PAGE:
             if story.sheet_status == "pending" and not _stale_sheet(story, r.sheet):
                 story.sheet_status = "failed"
-                self._append(session, story, changes, "story.sheet.failed", {"error": r.error.model_dump()})
+                self._append(session, story, changes, ev.StorySheetFailed(error=r.error))
             return
         page = await session.get(Page, (story.id, r.page))
         if page is None or r.attempt != page.image_attempt or page.image_status != "pending":
             return
         page.image_status = "failed"
         page.image_error = r.error.model_dump()
-        self._append(
-            session,
-            story,
-            changes,
-            "page.image.failed",
-            {"page": r.page, "error": page.image_error},
-        )
+        self._append(session, story, changes, ev.PageImageFailed(page=r.page, error=r.error))
