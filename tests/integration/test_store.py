@@ -10,7 +10,8 @@ import pytest
 
 from services.common import contracts as c
 from services.common.topology import Topology
-from services.gateway.store.repo import Conflict, Forbidden, NotFound, Store, StoreError
+from services.gateway.store.errors import Conflict, Forbidden, NotFound, StoreError
+from services.gateway.store.repo import Store
 
 OUTLINE = c.Outline(
     title="图图去月亮",

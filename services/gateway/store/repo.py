@@ -12,35 +12,14 @@ from __future__ import annotations
 
 from services.gateway.store.base import Changes, hash_token, media_url
 from services.gateway.store.commands import Commands
-from services.gateway.store.errors import (
-    Conflict,
-    Forbidden,
-    Invalid,
-    NotFound,
-    StoreError,
-    TooMany,
-    Unavailable,
-    Unsuitable,
-)
+from services.gateway.store.errors import NotFound, StoreError
 from services.gateway.store.outbox import OutboxRows
 from services.gateway.store.reads import Reads
 from services.gateway.store.results import Results
 from services.gateway.store.usage import UsageReads
 
-__all__ = [
-    "Changes",
-    "Conflict",
-    "Forbidden",
-    "Invalid",
-    "NotFound",
-    "Store",
-    "StoreError",
-    "TooMany",
-    "Unavailable",
-    "Unsuitable",
-    "hash_token",
-    "media_url",
-]
+# The store's errors live in store.errors; these two are also here for older callers.
+__all__ = ["Changes", "NotFound", "Store", "StoreError", "hash_token", "media_url"]
 
 
 class Store(Commands, Results, Reads, UsageReads, OutboxRows):

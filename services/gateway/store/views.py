@@ -163,25 +163,16 @@ class PerUpstream(View):
     pictures: int = 0
 
 
-class UsageTotals(View):
+class Counted(View):
     stories: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    llm_calls: int = 0
-    image_calls: int = 0
-    pictures: int = 0
-    retries: int = 0
 
 
-class UsageDay(View):
+class UsageTotals(Cost, Counted):
+    """Stories started, and what they cost (the counters of `Cost`)."""
+
+
+class UsageDay(UsageTotals):
     day: str
-    stories: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    llm_calls: int = 0
-    image_calls: int = 0
-    pictures: int = 0
-    retries: int = 0
     # Only on days an upstream was called (as before there were views).
     upstreams: dict[str, PerUpstream] | None = None
 
