@@ -42,6 +42,9 @@ async def latest_sessions(broker: RabbitBroker, topo: Topology) -> JimengSession
         await channel.close()
 
 
+KEPT_FINGERPRINTS = 20
+
+
 def fingerprint(ids: list[str]) -> str:
     """Names a set of session ids without revealing them."""
     joined = ",".join(sorted(i.strip() for i in ids if i.strip()))
@@ -65,9 +68,15 @@ async def environment_since(broker: RabbitBroker, topo: Topology, ids: list[str]
             await message.reject(requeue=True)
             with contextlib.suppress(ValueError):
                 seen = SessionsEnvironment.model_validate_json(message.body)
-        if seen is not None and seen.fingerprint == mine:
-            return seen.since
-        record = SessionsEnvironment(fingerprint=mine, since=time.time() if seen is not None else 0.0)
+        known = dict(seen.seen) if seen is not None else {}
+        if seen is not None:
+            known.setdefault(seen.fingerprint, seen.since)
+        if mine in known and seen is not None and seen.fingerprint == mine:
+            return known[mine]
+        since = known.get(mine, time.time() if known else 0.0)
+        known[mine] = since
+        recent = dict(sorted(known.items(), key=lambda kv: kv[1])[-KEPT_FINGERPRINTS:])
+        record = SessionsEnvironment(fingerprint=mine, since=since, seen=recent)
         await channel.default_exchange.publish(
             aio_pika.Message(
                 record.model_dump_json().encode(),

@@ -110,6 +110,7 @@ def data_uri(path: Path) -> str:
 # Failures after which the provider may still draw, and charge for, the picture.
 UNKNOWN_OUTCOME = ("image_timeout",)
 DRAWN_ELSEWHERE_POLL = 10.0  # seconds: a picture drawn for another request is looked for again
+DOWNLOAD_PAUSES = (1.0, 3.0)  # seconds between tries of one download within an attempt
 
 
 def _claim_name(task: c.ImageTask) -> str:
@@ -375,7 +376,7 @@ class Illustrator:
             url, used, why = str(resume["url"]), bool(resume.get("used")), resume.get("why")
         else:
             url, used, why = await self._draw_once(task, reference, tally, last, ledger)
-        data, ext = await self.downloader.fetch(url)
+        data, ext = await self._download(url)
         path = await asyncio.to_thread(
             store_file,
             self.settings.media_dir,
@@ -387,6 +388,20 @@ class Illustrator:
             name=c.sheet_name(task.sheet) if task.kind == "sheet" else "",
         )
         return path, used, why
+
+    async def _download(self, url: str) -> tuple[bytes, str]:
+        """The drawn picture's bytes; a CDN's bad moment is waited out here, briefly, then by
+        a later attempt that downloads the same URL (it lasts hours) instead of drawing."""
+        assert self.downloader is not None
+        for pause in DOWNLOAD_PAUSES:
+            try:
+                return await self.downloader.fetch(url)
+            except ImageError as err:
+                if not err.retryable:
+                    raise
+                log.warning("downloading the picture failed (%s); trying again in %.0fs", err.message, pause)
+            await asyncio.sleep(pause)
+        return await self.downloader.fetch(url)
 
     async def _draw_once(
         self, task: c.ImageTask, reference: Path | None, tally: Tally, last: bool, ledger: Ledger
@@ -455,6 +470,7 @@ async def adopt_kept_sessions(broker: RabbitBroker, topology: Topology, sessions
         log.info("jimeng session ids from JIMENG_SESSION_ID: %s", ", ".join(mask(i) for i in sessions.ids))
         return
     register_secrets(kept.ids)
+    sessions.applied_at = kept.at  # judged, applied or not: followed from here on
     if kept.at >= since:
         sessions.apply(kept.mode, kept.ids, source=sent_by(kept))
         return
@@ -533,11 +549,27 @@ def create_app(settings: ImageSettings) -> FastStream:
         except ValueError:
             log.error("unreadable control message ignored")
             return
+        apply_command(command)
+
+    def apply_command(command: c.JimengSessions) -> None:
         register_secrets(command.ids)
+        illustrator.sessions.applied_at = max(illustrator.sessions.applied_at, command.at)
         illustrator.sessions.apply(command.mode, command.ids, source=sent_by(command))
         illustrator.forget_session_check()
 
+    async def follow_kept_sessions() -> None:
+        """A rotation sent while this worker's control queue was gone (a reconnect to
+        the broker) is still applied: the kept command is read again every minute."""
+        while True:
+            await asyncio.sleep(settings.jimeng_check_every)
+            with contextlib.suppress(Exception):  # the broker may be away; next time then
+                kept = await latest_sessions(broker, topology)
+                if kept is not None and kept.at > illustrator.sessions.applied_at:
+                    log.warning("a session command sent while this worker was away is applied now")
+                    apply_command(kept)
+
     app = FastStream(broker, logger=logging.getLogger("faststream"))
+    following: list[asyncio.Task[None]] = []
 
     @app.on_startup
     async def _start() -> None:
@@ -545,11 +577,14 @@ def create_app(settings: ImageSettings) -> FastStream:
         await declare_topology(broker, topology)
         if settings.provider == "jimeng":
             await adopt_kept_sessions(broker, topology, illustrator.sessions)
+            following.append(asyncio.create_task(follow_kept_sessions(), name="follow-kept-sessions"))
         await illustrator.start()
         await ops.start()
 
     @app.on_shutdown
     async def _stop() -> None:
+        for task in following:
+            task.cancel()
         await ops.stop()
         await illustrator.stop()
 

@@ -60,6 +60,9 @@ from services.llm_worker.writer import OutlineReader, PageReader
 
 log = logging.getLogger(__name__)
 
+# Moonshot answered (with something unusable): a later rate limit or outage gets the
+# whole MOONSHOT_WAIT_OUT again, not what an earlier one left of it.
+ANSWERED: dict[str, object] = {"x-waits": 0, "x-waiting-since": ""}
 DELTA_EVERY = 0.05  # seconds: coalesce tokens into at most ~20 frames a second
 KEY_CHECK_EVERY = 60.0
 KEY_RECHECK_FAILED = 10.0
@@ -212,16 +215,16 @@ class Writer:
             err = LlmError(err.code, waited, True, wait=err.wait)
         if err.code == "llm_unsafe_output" and delivery.retries + 1 < self.settings.llm_max_attempts:
             log.warning("the page was not fit for the reader; writing it again, gently", extra=extra)
-            await delivery.retry_later(0, code=err.code, headers={"x-gentle": "1"})
+            await delivery.retry_later(0, code=err.code, headers={"x-gentle": "1", **ANSWERED})
             return
         if err.code == "llm_content_filter" and not gentle:
             log.warning("refused by the content filter; retrying once, gently", extra=extra)
-            await delivery.retry_later(0, code=err.code, headers={"x-gentle": "1"})
+            await delivery.retry_later(0, code=err.code, headers={"x-gentle": "1", **ANSWERED})
             return
         if err.retryable and err.wait is None and delivery.retries + 1 < self.settings.llm_max_attempts:
             delay = backoff(delivery.retries, base=2, cap=60)
             log.warning("attempt failed (%s); retrying in %.1fs", err.message, delay, extra=extra)
-            await delivery.retry_later(delay, code=err.code)
+            await delivery.retry_later(delay, code=err.code, headers=ANSWERED)
             return
         log.error("page failed for good: %s", err.message, extra=extra)
         PAGES.labels(err.code).inc()
