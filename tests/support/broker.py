@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import aio_pika
 
-from services.common.topology import Topology
+# One clean-up for tests and the bench: everything declare_topology makes.
+from services.common.amqp import delete_topology
 
-
-async def delete_topology(url: str, prefix: str) -> None:
-    topo = Topology(prefix)
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        for name in [*topo.work_queue_names, topo.dead_queue.name]:
-            await channel.queue_delete(name)
-        for ex in (topo.work_exchange, topo.live_exchange, topo.dead_exchange):
-            await channel.exchange_delete(ex.name)
+__all__ = ["delete_topology", "queue_depth"]
 
 
 async def queue_depth(url: str, name: str) -> int:
