@@ -197,7 +197,9 @@ class Settler(Generic[T]):
         if report is not None:
             story_id = str(getattr(report, "story_id", ""))
             headers = {"story_id": story_id}
-            await publish_work(self.broker, self.topo, report, routing_key=self.topo.results_key, headers=headers)
+            await publish_work(
+                self.broker, self.topo, report, routing_key=self.topo.results_key, headers=headers
+            )
         if given_up.keep:
             await self._dead_letter(msg, given_up.reason, code=given_up.code, reported=report is not None)
 
