@@ -17,7 +17,7 @@ import pytest
 
 from services.common import contracts as c
 from services.common.amqp import Link
-from services.common.bus import make_broker
+from services.common.bus import BrokerUnavailable, make_broker
 from services.common.consumer import Delivery, GiveUp, Retry
 from services.common.topology import Topology
 from services.fakes import moonshot
@@ -223,3 +223,64 @@ async def test_a_permanent_error_fails_at_once_with_one_call(
     assert delivery.gave_up is not None and not delivery.gave_up.keep, "nothing to retry, nothing kept"
     assert await calls_made(fake) == 1
     assert of(sent, c.UsageReport)[0].llm_calls == 1
+
+
+class FlakyBroker:
+    """A broker that does not confirm the page's result the first `failures` times."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.published: list[Any] = []
+
+    async def publish(self, message: Any, **_: Any) -> None:
+        if isinstance(message, c.PageTextDone) and self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("connection reset by the broker")
+        self.published.append(message)
+
+
+def flaky_writer(fake: BackgroundServer, failures: int) -> tuple[Writer, FlakyBroker]:
+    broker = FlakyBroker(failures)
+    url = "amqp://x@127.0.0.1/"
+    settings = settings_for(f"{fake.url}/v1")
+    w = Writer(settings=settings, broker=broker, link=Link(url), topology=Topology("t"))  # type: ignore[arg-type]
+
+    async def nowhere(message: Any) -> None:
+        return None
+
+    w._live = nowhere  # type: ignore[method-assign]
+    return w, broker
+
+
+def page_task() -> c.PageTask:
+    return c.PageTask(story_id="s1", page=1, brief=BRIEF, outline=OUTLINE, direction="刺刺去找萤火虫")
+
+
+async def test_a_result_the_broker_did_not_confirm_is_sent_again_not_written_again(
+    fake: BackgroundServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.common.bus.PATIENCE", (0.01, 0.01))
+    w, broker = flaky_writer(fake, failures=2)
+    await w.start()
+    try:
+        parked = await handle(w, page_task(), Parked())
+    finally:
+        await w.stop()
+    assert parked.outcome is None, "neither retried nor failed"
+    assert [m for m in broker.published if isinstance(m, c.PageTextDone)]
+    assert await calls_made(fake) == 1, "Moonshot's answer was in hand: it is not asked again"
+
+
+async def test_a_broker_that_stays_away_is_never_a_moonshot_failure(
+    fake: BackgroundServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.common.bus.PATIENCE", (0.01, 0.01))
+    w, broker = flaky_writer(fake, failures=10)
+    await w.start()
+    try:
+        with pytest.raises(BrokerUnavailable):  # the consumer requeues it: no attempt spent
+            await w.handle(page_task(), Parked({"x-retries": 2}).delivery)
+    finally:
+        await w.stop()
+    assert not [m for m in broker.published if isinstance(m, c.PageFailed | c.PageWaiting)]
+    assert await calls_made(fake) == 1
