@@ -27,7 +27,9 @@ TASK = c.PageTask(
     story_id="s1",
     page=2,
     brief=c.StoryBrief(premise="小兔子去月亮", age=5, language="zh", style="水彩", total_pages=4),
-    outline=c.Outline(title="月亮", characters=[c.Character(name="兔兔", look="a white rabbit")], style="水彩"),
+    outline=c.Outline(
+        title="月亮", characters=[c.Character(name="兔兔", look="a white rabbit")], style="水彩"
+    ),
 )
 
 
@@ -94,6 +96,7 @@ async def run(seen: Seen) -> AsyncIterator[Callable[..., Any]]:
         ),
         handle,  # type: ignore[arg-type]
     )
+
     def parked_in(name: str) -> Callable[[RabbitMessage], Any]:
         async def parked(msg: RabbitMessage) -> None:
             seen.parked.append((name, dict(msg.headers)))
@@ -117,7 +120,9 @@ async def run(seen: Seen) -> AsyncIterator[Callable[..., Any]]:
         async def deliver(act: Behaviour, body: bytes | None = None, **headers: Any) -> None:
             behaviour["now"] = act
             message = TASK.model_dump_json().encode() if body is None else body
-            await test.publish(message, exchange=topo.work_exchange, routing_key=topo.llm_key, headers=headers)
+            await test.publish(
+                message, exchange=topo.work_exchange, routing_key=topo.llm_key, headers=headers
+            )
 
         yield deliver
 
@@ -137,7 +142,9 @@ async def test_a_counted_retry_is_parked_and_spends_an_attempt(run: Any, seen: S
     assert seen.settled == ["ack"] and not seen.results and not seen.dead
 
 
-async def test_the_last_counted_retry_gives_up_reports_once_and_keeps_the_message(run: Any, seen: Seen) -> None:
+async def test_the_last_counted_retry_gives_up_reported_once_and_kept(
+    run: Any, seen: Seen
+) -> None:
     await run(raises(Retry("still busy", code="llm_unavailable")), **{"x-retries": 2})
     assert not seen.parked
     [failed] = seen.results

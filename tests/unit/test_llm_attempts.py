@@ -8,8 +8,8 @@ through the real broker are proven in tests/chaos/test_upstream_faults.py.
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -22,8 +22,8 @@ from services.common.consumer import Delivery, GiveUp, Retry
 from services.common.topology import Topology
 from services.fakes import moonshot
 from services.fakes.serving import BackgroundServer
-from services.llm_worker.story import Attempt, Writer
 from services.llm_worker.config import LlmSettings
+from services.llm_worker.story import Attempt, Writer
 
 KEY = "sk-test-key"
 BRIEF = c.StoryBrief(premise="一只怕黑的小刺猬想去看星星", age=5, language="zh", style="水彩", total_pages=4)
@@ -85,7 +85,9 @@ def settings_for(base_url: str) -> LlmSettings:
 def writer_for(base_url: str) -> Writer:
     # The broker is never connected: what the writer publishes is caught below.
     url = "amqp://guest:guest@127.0.0.1:5672/"
-    return Writer(settings=settings_for(base_url), broker=make_broker(url), link=Link(url), topology=Topology("t"))
+    return Writer(
+        settings=settings_for(base_url), broker=make_broker(url), link=Link(url), topology=Topology("t")
+    )
 
 
 @pytest.fixture
