@@ -142,9 +142,7 @@ async def test_a_counted_retry_is_parked_and_spends_an_attempt(run: Any, seen: S
     assert seen.settled == ["ack"] and not seen.results and not seen.dead
 
 
-async def test_the_last_counted_retry_gives_up_reported_once_and_kept(
-    run: Any, seen: Seen
-) -> None:
+async def test_the_last_counted_retry_gives_up_reported_once_and_kept(run: Any, seen: Seen) -> None:
     await run(raises(Retry("still busy", code="llm_unavailable")), **{"x-retries": 2})
     assert not seen.parked
     [failed] = seen.results
