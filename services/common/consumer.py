@@ -115,6 +115,15 @@ Handler = Callable[[T, Delivery], Awaitable[None]]
 Report = Callable[[T, GiveUp], Awaitable[BaseModel | None]]
 
 
+@dataclass(frozen=True)
+class Retries:
+    """Counted attempts before a retry becomes a give-up, and the backoff between them."""
+
+    attempts: int = 1
+    base: float = 2.0
+    cap: float = 60.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class QueuePolicy(Generic[T]):
     """How one queue's messages are received, retried and given up."""
@@ -123,10 +132,7 @@ class QueuePolicy(Generic[T]):
     exchange: RabbitExchange
     parse: Callable[[bytes], T]
     prefetch: int
-    # Counted attempts before a retry becomes a give-up, and the backoff between them.
-    max_attempts: int = 1
-    backoff_base: float = 2.0
-    backoff_cap: float = 60.0
+    retries: Retries = Retries()
     report: Report[T] | None = None
 
     @property
@@ -143,7 +149,7 @@ class Settler(Generic[T]):
         self.broker, self.topo, self.policy, self.handle = broker, topo, policy, handle
 
     async def __call__(self, msg: RabbitMessage) -> None:
-        delivery = Delivery(msg, max_attempts=self.policy.max_attempts)
+        delivery = Delivery(msg, max_attempts=self.policy.retries.attempts)
         try:
             task = self.policy.parse(msg.body)
             try:
@@ -174,7 +180,7 @@ class Settler(Generic[T]):
         policy = self.policy
         delay = retry.after
         if delay is None:
-            delay = backoff(delivery.retries, base=policy.backoff_base, cap=policy.backoff_cap)
+            delay = backoff(delivery.retries, base=policy.retries.base, cap=policy.retries.cap)
         log.warning("%s (%s); trying again in %.1fs", retry.reason, retry.code, delay)
         RETRIES.labels(policy.key, retry.code).inc()
         queue = self.topo.retry_tier(policy.key, delay)
@@ -221,17 +227,39 @@ class Settler(Generic[T]):
         )
 
 
-def consume(broker: RabbitBroker, topo: Topology, policy: QueuePolicy[T], handle: Handler[T]) -> Settler[T]:
-    """Subscribe `handle` to the policy's queue; settling is manual and done by the Settler."""
+def consume(
+    broker: RabbitBroker,
+    topo: Topology,
+    queue: RabbitQueue,
+    handle: Handler[T],
+    *,
+    parse: Callable[[bytes], T],
+    prefetch: int,
+    exchange: RabbitExchange | None = None,
+    retries: Retries = Retries(),
+    report: Report[T] | None = None,
+) -> Settler[T]:
+    """Subscribe `handle` to a queue (bound to the work exchange unless told otherwise);
+    settling is manual, and done by the Settler."""
+    policy = QueuePolicy(
+        queue=queue,
+        exchange=exchange or topo.work_exchange,
+        parse=parse,
+        prefetch=prefetch,
+        retries=retries,
+        report=report,
+    )
     settler = Settler(broker, topo, policy, handle)
 
     async def on_message(msg: RabbitMessage) -> None:
         await settler(msg)
 
     broker.subscriber(
-        policy.queue,
-        policy.exchange,
-        channel=Channel(prefetch_count=policy.prefetch),
-        ack_policy=AckPolicy.MANUAL,
+        queue, policy.exchange, channel=Channel(prefetch_count=prefetch), ack_policy=AckPolicy.MANUAL
     )(on_message)
     return settler
+
+
+def parser(adapter: TypeAdapter[T]) -> Callable[[bytes], T]:
+    """A body parser that raises Malformed for what the adapter refuses."""
+    return lambda body: parse(adapter, body)

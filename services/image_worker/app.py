@@ -27,7 +27,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from services.common import contracts as c
 from services.common.amqp import Link, declare_topology
 from services.common.bus import make_broker, publish_work
-from services.common.consumer import Delivery, GiveUp, QueuePolicy, Retry, consume, parse
+from services.common.consumer import Delivery, GiveUp, Retries, Retry, consume, parser
 from services.common.control import sent_by
 from services.common.errors import reader_error
 from services.common.logs import register_secrets
@@ -338,20 +338,16 @@ def create_app(settings: ImageSettings) -> FastStream:
         return {"broker": broker_ok, **await illustrator.provider.readiness()}
 
     ops = OpsServer(host=settings.ops_host, port=settings.image_ops_port, checks=checks)
+    retries = Retries(settings.image_max_attempts, base=10.0, cap=RETRY_CAP)
     consume(
         broker,
         topology,
-        QueuePolicy(
-            queue=topology.image_queue,
-            exchange=topology.work_exchange,
-            parse=lambda body: parse(c.image_task_adapter, body),
-            prefetch=settings.image_concurrency,
-            max_attempts=settings.image_max_attempts,
-            backoff_base=10.0,
-            backoff_cap=RETRY_CAP,
-            report=illustrator.failed,
-        ),
+        topology.image_queue,
         illustrator.handle,
+        parse=parser(c.image_task_adapter),
+        prefetch=settings.image_concurrency,
+        retries=retries,
+        report=illustrator.failed,
     )
 
     @broker.subscriber(topology.control_queue(replica), topology.control_exchange, no_reply=True)

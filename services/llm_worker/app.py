@@ -19,7 +19,7 @@ from faststream import FastStream
 from services.common import contracts as c
 from services.common.amqp import Link, declare_topology
 from services.common.bus import make_broker
-from services.common.consumer import QueuePolicy, consume, parse
+from services.common.consumer import Retries, consume, parser
 from services.common.logs import register_secrets
 from services.common.ops import Checks, OpsServer
 from services.common.topology import Topology
@@ -41,20 +41,16 @@ def create_app(settings: LlmSettings) -> FastStream:
         }
 
     ops = OpsServer(host=settings.ops_host, port=settings.llm_ops_port, checks=checks)
+    retries = Retries(settings.llm_max_attempts, base=2.0, cap=60.0)
     consume(
         broker,
         topology,
-        QueuePolicy(
-            queue=topology.llm_queue,
-            exchange=topology.work_exchange,
-            parse=lambda body: parse(c.llm_task_adapter, body),
-            prefetch=settings.llm_concurrency,
-            max_attempts=settings.llm_max_attempts,
-            backoff_base=2.0,
-            backoff_cap=60.0,
-            report=writer.failed,
-        ),
+        topology.llm_queue,
         writer.handle,
+        parse=parser(c.llm_task_adapter),
+        prefetch=settings.llm_concurrency,
+        retries=retries,
+        report=writer.failed,
     )
     app = FastStream(broker, logger=logging.getLogger("faststream"))
 

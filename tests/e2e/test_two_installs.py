@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aio_pika
 import httpx
 import pytest
 
 from services.common.amqp import delete_topology
 from services.common.topology import Topology
 from services.devstack.procs import free_port
+from tests.support.broker import queue_counts
 from tests.support.infra import unique
 from tests.support.reader import AutoReader
 
@@ -123,14 +123,6 @@ def installs(amqp_url: str, tmp_path: Path) -> Iterator[tuple[Install, Install]]
             asyncio.run(delete_topology(amqp_url, install.prefix))
 
 
-async def consumers(amqp_url: str, queue: str) -> int:
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.consumer_count or 0)
-
-
 async def test_two_installs_each_play_a_story_and_nothing_crosses(
     installs: tuple[Install, Install], amqp_url: str
 ) -> None:
@@ -159,4 +151,4 @@ async def test_two_installs_each_play_a_story_and_nothing_crosses(
     for install in installs:
         topo = Topology(install.prefix)
         for queue in (topo.llm_queue.name, topo.image_queue.name, topo.results_queue.name):
-            assert await consumers(amqp_url, queue) == 1, f"{queue}: one consumer, of its own install"
+            assert (await queue_counts(amqp_url, queue))[1] == 1, f"{queue}: one consumer, of its own install"

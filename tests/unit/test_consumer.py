@@ -18,7 +18,7 @@ from faststream.rabbit.message import RabbitMessage as Message
 
 from services.common import contracts as c
 from services.common.bus import BrokerUnavailable
-from services.common.consumer import REPORTED, Delivery, GiveUp, QueuePolicy, Retry, consume, parse
+from services.common.consumer import REPORTED, Delivery, GiveUp, Retries, Retry, consume, parser
 from services.common.errors import reader_error
 from services.common.topology import RETRY_TIERS, Topology
 from services.gateway.messaging.consumers import failure_of
@@ -83,19 +83,10 @@ async def run(seen: Seen) -> AsyncIterator[Callable[..., Any]]:
     async def report(task: c.PageTask, given_up: GiveUp) -> c.PageFailed:
         return c.PageFailed(story_id=task.story_id, page=task.page, error=reader_error(given_up.code))
 
+    llm_task = parser(c.llm_task_adapter)
     consume(
-        broker,
-        topo,
-        QueuePolicy(
-            queue=topo.llm_queue,
-            exchange=topo.work_exchange,
-            parse=lambda body: parse(c.llm_task_adapter, body),
-            prefetch=1,
-            max_attempts=3,
-            report=report,
-        ),
-        handle,  # type: ignore[arg-type]
-    )
+        broker, topo, topo.llm_queue, handle, parse=llm_task, prefetch=1, retries=Retries(3), report=report
+    )  # type: ignore[arg-type]
 
     def parked_in(name: str) -> Callable[[RabbitMessage], Any]:
         async def parked(msg: RabbitMessage) -> None:

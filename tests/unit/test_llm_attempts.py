@@ -7,8 +7,9 @@ through the real broker are proven in tests/chaos/test_upstream_faults.py.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -241,17 +242,29 @@ class FlakyBroker:
         self.published.append(message)
 
 
-def flaky_writer(fake: BackgroundServer, failures: int) -> tuple[Writer, FlakyBroker]:
-    broker = FlakyBroker(failures)
-    url = "amqp://x@127.0.0.1/"
-    settings = settings_for(f"{fake.url}/v1")
-    w = Writer(settings=settings, broker=broker, link=Link(url), topology=Topology("t"))  # type: ignore[arg-type]
+@pytest.fixture
+def flaky(fake: BackgroundServer, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], Any]:
+    """A started writer whose broker refuses the page's result `failures` times."""
+    monkeypatch.setattr("services.common.bus.PATIENCE", (0.01, 0.01))
 
-    async def nowhere(message: Any) -> None:
-        return None
+    @contextlib.asynccontextmanager
+    async def writer(failures: int) -> AsyncIterator[tuple[Writer, FlakyBroker]]:
+        broker = FlakyBroker(failures)
+        settings = settings_for(f"{fake.url}/v1")
+        link = Link("amqp://x@127.0.0.1/")
+        w = Writer(settings=settings, broker=broker, link=link, topology=Topology("t"))  # type: ignore[arg-type]
 
-    w._live = nowhere  # type: ignore[method-assign]
-    return w, broker
+        async def nowhere(message: Any) -> None:
+            return None
+
+        w._live = nowhere  # type: ignore[method-assign]
+        await w.start()
+        try:
+            yield w, broker
+        finally:
+            await w.stop()
+
+    return writer
 
 
 def page_task() -> c.PageTask:
@@ -259,30 +272,20 @@ def page_task() -> c.PageTask:
 
 
 async def test_a_result_the_broker_did_not_confirm_is_sent_again_not_written_again(
-    fake: BackgroundServer, monkeypatch: pytest.MonkeyPatch
+    fake: BackgroundServer, flaky: Any
 ) -> None:
-    monkeypatch.setattr("services.common.bus.PATIENCE", (0.01, 0.01))
-    w, broker = flaky_writer(fake, failures=2)
-    await w.start()
-    try:
+    async with flaky(2) as (w, broker):
         parked = await handle(w, page_task(), Parked())
-    finally:
-        await w.stop()
     assert parked.outcome is None, "neither retried nor failed"
     assert [m for m in broker.published if isinstance(m, c.PageTextDone)]
     assert await calls_made(fake) == 1, "Moonshot's answer was in hand: it is not asked again"
 
 
 async def test_a_broker_that_stays_away_is_never_a_moonshot_failure(
-    fake: BackgroundServer, monkeypatch: pytest.MonkeyPatch
+    fake: BackgroundServer, flaky: Any
 ) -> None:
-    monkeypatch.setattr("services.common.bus.PATIENCE", (0.01, 0.01))
-    w, broker = flaky_writer(fake, failures=10)
-    await w.start()
-    try:
+    async with flaky(10) as (w, broker):
         with pytest.raises(BrokerUnavailable):  # the consumer requeues it: no attempt spent
             await w.handle(page_task(), Parked({"x-retries": 2}).delivery)
-    finally:
-        await w.stop()
     assert not [m for m in broker.published if isinstance(m, c.PageFailed | c.PageWaiting)]
     assert await calls_made(fake) == 1

@@ -21,7 +21,7 @@ from faststream.rabbit.annotations import RabbitMessage
 
 from services.common import contracts as c
 from services.common.bus import LivePublisher
-from services.common.consumer import REPORTED, Delivery, QueuePolicy, consume, parse
+from services.common.consumer import REPORTED, Delivery, consume, parser
 from services.common.errors import reader_error
 from services.common.topology import Topology
 from services.gateway.hub import Hub
@@ -78,29 +78,15 @@ def failure_of(body: bytes, headers: dict[str, Any], topo: Topology) -> c.PageFa
 
 
 def subscribe(*, broker: RabbitBroker, topo: Topology, results: Results, hub: Hub, replica: str) -> None:
-    consume(
-        broker,
-        topo,
-        QueuePolicy(
-            queue=topo.results_queue,
-            exchange=topo.work_exchange,
-            parse=lambda body: parse(c.result_adapter, body),
-            prefetch=32,
-        ),
-        results.on_result,
-    )
+    consume(broker, topo, topo.results_queue, results.on_result, parse=parser(c.result_adapter), prefetch=32)
 
     async def on_dead(body: bytes, delivery: Delivery) -> None:
         result = failure_of(body, delivery.headers, topo)
         if result is not None:
             await results.apply(result, resync=False)
 
-    consume(
-        broker,
-        topo,
-        QueuePolicy(queue=topo.dead_notify_queue, exchange=topo.dead_exchange, parse=bytes, prefetch=16),
-        on_dead,
-    )
+    dead = topo.dead_notify_queue
+    consume(broker, topo, dead, on_dead, parse=bytes, prefetch=16, exchange=topo.dead_exchange)
 
     @broker.subscriber(
         topo.live_queue(replica),
