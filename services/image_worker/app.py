@@ -146,29 +146,7 @@ class Illustrator:
                 return
         if task.kind == "sheet":
             await asyncio.to_thread(clear_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
-        reference: Path | None = None
-        note: str | None = None
-        if task.use_sheet:
-            waited = float(delivery.headers.get("x-sheet-wait", 0) or 0)
-            hold = min(SHEET_HOLD, max(0.0, self.settings.image_sheet_wait - waited))
-            found, held = await self.wait_for_sheet(task.story_id, task.sheet, hold)
-            waited += held
-            if found is None and waited < self.settings.image_sheet_wait:
-                # The sheet is still being drawn after a long hold: park, which frees this
-                # slot, and come back without spending one of the task's attempts.
-                raise Retry(
-                    "the character sheet is still being drawn",
-                    code="waiting_for_sheet",
-                    after=SHEET_POLL,
-                    counted=False,
-                    headers={"x-sheet-wait": waited + SHEET_POLL},
-                )
-            if isinstance(found, Path):
-                reference = found
-            else:
-                note = (
-                    "the character sheet could not be drawn" if found else "the character sheet was not ready"
-                )
+        reference, note = await self._reference(task, delivery) if task.use_sheet else (None, None)
         tally = Tally()
         try:
             path, used, why = await self.draw(
@@ -197,6 +175,29 @@ class Illustrator:
         if task.request:
             await asyncio.to_thread(claims.finish, folder, name, task.request, ready.model_dump(mode="json"))
         await self._result(ready)
+
+    async def _reference(self, task: c.ImageTask, delivery: Delivery) -> tuple[Path | None, str | None]:
+        """The story's character sheet to draw the page from, or why there is none."""
+        waited = float(delivery.headers.get("x-sheet-wait", 0) or 0)
+        hold = min(SHEET_HOLD, max(0.0, self.settings.image_sheet_wait - waited))
+        found, held = await self.wait_for_sheet(task.story_id, task.sheet, hold)
+        waited += held
+        if found is None and waited < self.settings.image_sheet_wait:
+            # The sheet is still being drawn after a long hold: park, which frees this
+            # slot, and come back without spending one of the task's attempts.
+            raise Retry(
+                "the character sheet is still being drawn",
+                code="waiting_for_sheet",
+                after=SHEET_POLL,
+                counted=False,
+                headers={"x-sheet-wait": waited + SHEET_POLL},
+            )
+        if isinstance(found, Path):
+            return found, None
+        return (
+            None,
+            "the character sheet could not be drawn" if found else "the character sheet was not ready",
+        )
 
     async def failed(self, task: c.ImageTask, given_up: GiveUp) -> c.ImageFailed:
         """What the reader is told when the consumer gives the picture up; a failed sheet

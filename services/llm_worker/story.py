@@ -255,38 +255,6 @@ class Writer:
         again: bool = False,
         attempt: Attempt | None = None,
     ) -> None:
-        requested = False
-
-        async def request_image(illustration: str) -> None:
-            nonlocal requested
-            if requested:
-                return
-            requested = True
-            if not safety.check(illustration, age=task.brief.age).ok:
-                illustration = prompts.safe_scene(task.outline)
-            prompt = prompts.image_prompt(task, illustration)
-            await self._result(
-                c.ImageRequested(
-                    story_id=task.story_id, page=task.page, prompt=prompt, attempt=task.image_attempt
-                ),
-                task.story_id,
-            )
-            await self._picture(
-                c.ImageTask(
-                    story_id=task.story_id,
-                    page=task.page,
-                    prompt=prompt,
-                    attempt=task.image_attempt,
-                    use_sheet=True,
-                    sheet=c.sheet_key(task.outline.characters, task.outline.style),
-                    request=uuid.uuid4().hex,
-                )
-            )
-            log.info(
-                "picture requested while the text is written",
-                extra={"story_id": task.story_id, "page": task.page},
-            )
-
         note: str | None = None
         attempt = Attempt() if attempt is None else attempt
         typed = task.direction if task.direction_typed else None
@@ -300,21 +268,7 @@ class Writer:
             # A reader may hold text from the attempt that died: tell it to let go.
             await self._live(c.TextReset(story_id=task.story_id, page=task.page, attempt=task.attempt))
 
-        reader = PageReader()
-        pending, offset, flushed_at = "", 0, time.monotonic()
-        async for piece in self._stream(prompts.page_messages(task, gentle=gentle), attempt):
-            progress = reader.feed(piece)
-            if progress.illustration:
-                await request_image(progress.illustration)
-            pending += progress.new_text
-            if progress.new_text and not safety.check(reader.text, age=task.brief.age).ok:
-                # Stop before the word reaches the reader; the page is written again.
-                raise LlmError("llm_unsafe_output", "the page was not fit for the reader's age", True)
-            if pending and time.monotonic() - flushed_at >= DELTA_EVERY:
-                await self._delta(task, offset, pending)
-                offset, pending, flushed_at = offset + len(pending), "", time.monotonic()
-        if pending:
-            await self._delta(task, offset, pending)
+        reader, requested = await self._stream_page(task, gentle=gentle, attempt=attempt)
         try:
             draft = reader.finish()
         except ValueError as exc:
@@ -324,7 +278,8 @@ class Writer:
         usage = vars(attempt.usage)
         log.info("page written", extra={"story_id": task.story_id, "page": task.page, "usage": usage})
         PAGES.labels("done").inc()
-        await request_image(draft.illustration)  # when the model put it last: draw it now
+        if not requested:  # the model put the scene last: draw it now
+            await self._request_image(task, draft.illustration)
         await self._result(
             c.PageTextDone(
                 story_id=task.story_id,
@@ -336,6 +291,57 @@ class Writer:
                 note=note,
             ),
             task.story_id,
+        )
+
+    async def _stream_page(
+        self, task: c.PageTask, *, gentle: bool, attempt: Attempt
+    ) -> tuple[PageReader, bool]:
+        """The page as it streams: its text to the reader, its picture asked for as soon as
+        the scene is written; (what was read, whether the picture was asked for)."""
+        reader = PageReader()
+        requested = False
+        pending, offset, flushed_at = "", 0, time.monotonic()
+        async for piece in self._stream(prompts.page_messages(task, gentle=gentle), attempt):
+            progress = reader.feed(piece)
+            if progress.illustration and not requested:
+                requested = True
+                await self._request_image(task, progress.illustration)
+            pending += progress.new_text
+            if progress.new_text and not safety.check(reader.text, age=task.brief.age).ok:
+                # Stop before the word reaches the reader; the page is written again.
+                raise LlmError("llm_unsafe_output", "the page was not fit for the reader's age", True)
+            if pending and time.monotonic() - flushed_at >= DELTA_EVERY:
+                await self._delta(task, offset, pending)
+                offset, pending, flushed_at = offset + len(pending), "", time.monotonic()
+        if pending:
+            await self._delta(task, offset, pending)
+        return reader, requested
+
+    async def _request_image(self, task: c.PageTask, illustration: str) -> None:
+        """The page's picture, drawn while the text is still being written."""
+        if not safety.check(illustration, age=task.brief.age).ok:
+            illustration = prompts.safe_scene(task.outline)
+        prompt = prompts.image_prompt(task, illustration)
+        await self._result(
+            c.ImageRequested(
+                story_id=task.story_id, page=task.page, prompt=prompt, attempt=task.image_attempt
+            ),
+            task.story_id,
+        )
+        await self._picture(
+            c.ImageTask(
+                story_id=task.story_id,
+                page=task.page,
+                prompt=prompt,
+                attempt=task.image_attempt,
+                use_sheet=True,
+                sheet=c.sheet_key(task.outline.characters, task.outline.style),
+                request=uuid.uuid4().hex,
+            )
+        )
+        log.info(
+            "picture requested while the text is written",
+            extra={"story_id": task.story_id, "page": task.page},
         )
 
     async def _delta(self, task: c.PageTask, offset: int, text: str) -> None:
