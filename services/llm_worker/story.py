@@ -56,13 +56,6 @@ class Attempt:
     resumed: c.PageResumed | None = None
 
 
-def _lead_style(task: c.OutlineTask, style: str) -> str:
-    """The reader's chosen style leads; the model's wording of it follows."""
-    if task.brief.style.lower() in style.lower():
-        return style
-    return f"{task.brief.style}, {style}".strip(", ")
-
-
 class Writer:
     def __init__(
         self, *, settings: LlmSettings, broker: RabbitBroker, link: Link, topology: Topology
@@ -211,14 +204,17 @@ class Writer:
             pieces.append(piece)
             if requested is None and (looks := early.feed(piece)) is not None:
                 characters, style = looks
-                requested = await self._request_sheet(task, characters, _lead_style(task, style))
+                requested = await self._request_sheet(task, characters, prompts.lead_style(task, style))
         text = "".join(pieces)
         try:
             start, end = text.find("{"), text.rfind("}") + 1
             outline = c.Outline.model_validate(json.loads(text[start:end]))
         except (ValueError, ValidationError) as exc:
             raise LlmError("llm_bad_output", f"the outline was not usable: {exc}", True) from None
-        outline = outline.model_copy(update={"style": _lead_style(task, outline.style)})
+        outline = outline.model_copy(update={"style": prompts.lead_style(task, outline.style)})
+        if not safety.check_all(prompts.outline_texts(outline), age=task.brief.age).ok:
+            # Title, names and looks reach the reader and every picture prompt.
+            raise LlmError("llm_unsafe_output", "the outline was not fit for the reader's age", True)
         log.info("outline written", extra={"story_id": task.story_id, "usage": vars(attempt.usage)})
         await self._result(
             c.OutlineReady(story_id=task.story_id, outline=outline, attempt=task.attempt), task.story_id
@@ -232,11 +228,16 @@ class Writer:
         every page's picture uses it as its reference, so the rabbit on page three is the
         rabbit from page one."""
         key = c.sheet_key(characters, style)
+        prompt = c.sheet_prompt(characters, style)
+        if not safety.check(prompt, age=task.brief.age).ok:
+            raise LlmError(
+                "llm_unsafe_output", "the characters' looks were not fit for the reader's age", True
+            )
         await self._picture(
             c.ImageTask(
                 story_id=task.story_id,
                 page=c.SHEET_PAGE,
-                prompt=c.sheet_prompt(characters, style),
+                prompt=prompt,
                 kind="sheet",
                 ratio="16:9",
                 sheet=key,
@@ -275,6 +276,8 @@ class Writer:
             raise LlmError("llm_bad_output", f"the page was not usable: {exc}", True) from None
         if not task.is_last and len(draft.choices) < 2:
             raise LlmError("llm_bad_output", "the page has fewer than 2 choices", True)
+        if not task.is_last and not safety.check_all(draft.choices[:3], age=task.brief.age).ok:
+            raise LlmError("llm_unsafe_output", "a choice was not fit for the reader's age", True)
         usage = vars(attempt.usage)
         log.info("page written", extra={"story_id": task.story_id, "page": task.page, "usage": usage})
         PAGES.labels("done").inc()
@@ -286,7 +289,7 @@ class Writer:
                 page=task.page,
                 text=draft.text,
                 choices=[] if task.is_last else draft.choices[:3],
-                image_prompt=prompts.image_prompt(task, draft.illustration),
+                image_prompt=prompts.image_prompt(task, prompts.scene(task, draft.illustration)),
                 attempt=task.attempt,
                 note=note,
             ),
@@ -319,9 +322,7 @@ class Writer:
 
     async def _request_image(self, task: c.PageTask, illustration: str) -> None:
         """The page's picture, drawn while the text is still being written."""
-        if not safety.check(illustration, age=task.brief.age).ok:
-            illustration = prompts.safe_scene(task.outline)
-        prompt = prompts.image_prompt(task, illustration)
+        prompt = prompts.image_prompt(task, prompts.scene(task, illustration))
         await self._result(
             c.ImageRequested(
                 story_id=task.story_id, page=task.page, prompt=prompt, attempt=task.image_attempt
