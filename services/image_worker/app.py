@@ -18,7 +18,9 @@ import secrets
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
@@ -51,6 +53,7 @@ RETRY_CAP = 180.0  # seconds: the longest wait before a failed picture is tried 
 SHEET_LOOK = 0.1
 SHEET_HOLD = 30.0
 SHEET_POLL = 2.0
+ATTEMPT_LIMIT = 1700.0  # seconds: all of one delivery's calls, under the broker's 1800 s
 
 
 def store_file(
@@ -90,13 +93,45 @@ def mark_sheet_failed(media_dir: Path, story_id: str, key: str = "") -> None:
     (folder / f"{c.sheet_name(key)}.failed").touch()
 
 
+def data_uri(path: Path) -> str:
+    kind = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg"}[path.suffix]
+    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+# Failures after which the provider may still draw, and charge for, the picture.
+UNKNOWN_OUTCOME = ("image_timeout",)
+DRAWN_ELSEWHERE_POLL = 10.0  # seconds: a picture drawn for another request is looked for again
+
+
 def _claim_name(task: c.ImageTask) -> str:
     return c.sheet_name(task.sheet) if task.kind == "sheet" else f"p{task.page}-a{task.attempt}"
 
 
-def data_uri(path: Path) -> str:
-    kind = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg"}[path.suffix]
-    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+@dataclass
+class Ledger:
+    """How far one picture request got, kept in its claim (claims.py) so that no later
+    delivery pays for it again. A task without a request id has no claim: nothing kept."""
+
+    folder: Path
+    name: str
+    request: str
+
+    @classmethod
+    def none(cls) -> Ledger:
+        return cls(Path(), "", "")
+
+    async def submitted(self) -> None:
+        await self._mark("submitted")
+
+    async def settled(self) -> None:
+        await self._mark("drawing")
+
+    async def drawn(self, url: str, *, used: bool, why: str | None) -> None:
+        await self._mark("drawn", url=url, used=used, why=why)
+
+    async def _mark(self, state: str, **extra: Any) -> None:
+        if self.request:
+            await asyncio.to_thread(claims.mark, self.folder, self.name, self.request, state, **extra)
 
 
 class Illustrator:
@@ -110,6 +145,10 @@ class Illustrator:
         # A claim untouched this long belongs to a request whose worker died (claims.py):
         # longer than one attempt, the longest wait between attempts and a sheet hold.
         self.claim_stale = settings.draw_timeout + RETRY_CAP + SHEET_HOLD + 60.0
+        # One delivery may ask the provider up to four times (softened, from text); all of
+        # them together stay under RabbitMQ's consumer timeout (30 min), past which the
+        # broker would hand the task to another worker, which would pay again.
+        self.attempt_limit = min(settings.draw_timeout + 120.0, ATTEMPT_LIMIT)
         # Set (and replaced) whenever this process settles a sheet: wakes held pictures.
         self._sheet_settled = asyncio.Event()
 
@@ -136,27 +175,52 @@ class Illustrator:
 
     async def handle(self, task: c.ImageTask, delivery: Delivery) -> None:
         extra = {"story_id": task.story_id, "page": task.page, "attempt": task.attempt}
-        folder = self.settings.media_dir / task.story_id
-        name = _claim_name(task)
+        ledger = Ledger(self.settings.media_dir / task.story_id, _claim_name(task), task.request)
+        resume: dict[str, Any] = {}
         if task.request:
-            status, done = await asyncio.to_thread(
-                claims.claim, folder, name, task.request, stale_after=self.claim_stale
+            status, held = await asyncio.to_thread(
+                claims.claim, ledger.folder, ledger.name, task.request, stale_after=self.claim_stale
             )
             if status == "done":
                 log.info("picture drawn already; its result is sent again", extra=extra)
-                await self._result(c.ImageReady.model_validate(done))
+                await self._result(c.ImageReady.model_validate(held))
                 return
             if status == "taken":
-                log.info("this picture is being drawn for another request; this one is dropped", extra=extra)
-                return
+                # Drawn for another request right now: look again later for its result,
+                # instead of paying for the same picture twice.
+                waiting = "this picture is being drawn for another request; waiting for it"
+                raise Retry(waiting, code="drawn_elsewhere", after=DRAWN_ELSEWHERE_POLL, counted=False)
+            if status == "submitted":
+                lost = (
+                    "image_interrupted: this picture was asked of the provider by a delivery that never "
+                    "finished (its worker stopped or lost the broker); not asked again, as it may be drawn "
+                    "and paid for already"
+                )
+                raise GiveUp(lost, code="image_interrupted")
+            if status == "drawn":
+                resume = held
         if task.kind == "sheet":
             await asyncio.to_thread(clear_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
-        reference, note = await self._reference(task, delivery) if task.use_sheet else (None, None)
+        sheet_wait = task.use_sheet and not resume
+        reference, note = await self._sheet_for(task, delivery) if sheet_wait else (None, None)
         tally = Tally()
         try:
-            path, used, why = await self.draw(
-                task, reference=reference, tally=tally, last=delivery.last_attempt
+            async with asyncio.timeout(self.attempt_limit):
+                path, used, why = await self.draw(
+                    task,
+                    reference=reference,
+                    tally=tally,
+                    last=delivery.last_attempt,
+                    ledger=ledger,
+                    resume=resume,
+                )
+        except TimeoutError:
+            await self._report(task, tally, delivery)
+            late = (
+                f"image_timeout: the picture was not drawn within {self.attempt_limit:.0f} s; not asked "
+                "again, because the provider goes on drawing (and charging) after we leave"
             )
+            raise GiveUp(late, code="image_timeout") from None
         except ImageError as err:
             await self._report(task, tally, delivery)
             if err.retryable:
@@ -178,10 +242,12 @@ class Illustrator:
             sheet=task.sheet if task.kind == "sheet" else "",
         )
         if task.request:
-            await asyncio.to_thread(claims.finish, folder, name, task.request, ready.model_dump(mode="json"))
+            await asyncio.to_thread(
+                claims.finish, ledger.folder, ledger.name, task.request, ready.model_dump(mode="json")
+            )
         await self._result(ready)
 
-    async def _reference(self, task: c.ImageTask, delivery: Delivery) -> tuple[Path | None, str | None]:
+    async def _sheet_for(self, task: c.ImageTask, delivery: Delivery) -> tuple[Path | None, str | None]:
         """The story's character sheet to draw the page from, or why there is none."""
         waited = float(delivery.headers.get("x-sheet-wait", 0) or 0)
         hold = min(SHEET_HOLD, max(0.0, self.settings.image_sheet_wait - waited))
@@ -205,8 +271,8 @@ class Illustrator:
         )
 
     async def failed(self, task: c.ImageTask, given_up: GiveUp) -> c.ImageFailed:
-        """What the reader is told when the consumer gives the picture up; a failed sheet
-        lets the pages waiting for it draw from their text."""
+        """What the reader is told when the consumer gives the picture up (once; they may
+        ask for a redraw); a failed sheet lets the pages waiting for it draw from text."""
         PICTURES.labels(given_up.code).inc()
         if task.kind == "sheet":
             await asyncio.to_thread(mark_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
@@ -263,29 +329,24 @@ class Illustrator:
         reference: Path | None = None,
         tally: Tally | None = None,
         last: bool = True,
+        ledger: Ledger | None = None,
+        resume: dict[str, Any] | None = None,
     ) -> tuple[str, bool, str | None]:
         """One attempt: draw, download at once, store; (media path, drawn from the sheet, why not).
 
         With a reference (the character sheet) the picture is composed from it. When
         that call fails the attempt fails, and the next attempt tries the sheet again;
         only the `last` attempt falls back to the page's text alone, and says so.
+        A picture drawn by an earlier attempt whose download failed (`resume`) is
+        downloaded again, not drawn again.
         """
-        assert self.provider is not None and self.downloader is not None
+        assert self.downloader is not None
         tally = tally or Tally()
-        sheet = await asyncio.to_thread(data_uri, reference) if reference is not None else None
-        why: str | None = None
-        try:
-            url = await self._draw_softened(task, sheet, tally)
-        except ImageError as err:
-            if sheet is None or not err.retryable or not last:
-                raise
-            log.warning(
-                "drawing from the character sheet failed again (%s); drawing from text alone",
-                err.message,
-                extra={"story_id": task.story_id, "page": task.page},
-            )
-            sheet, why = None, f"drawn from text alone: the reference call failed ({err.code})"
-            url = await self._draw_softened(task, None, tally)
+        ledger = ledger or Ledger.none()
+        if resume:
+            url, used, why = str(resume["url"]), bool(resume.get("used")), resume.get("why")
+        else:
+            url, used, why = await self._draw_once(task, reference, tally, last, ledger)
         data, ext = await self.downloader.fetch(url)
         path = await asyncio.to_thread(
             store_file,
@@ -297,14 +358,35 @@ class Illustrator:
             ext,
             name=c.sheet_name(task.sheet) if task.kind == "sheet" else "",
         )
-        return path, sheet is not None, why
+        return path, used, why
 
-    async def _draw_softened(self, task: c.ImageTask, sheet: str | None, tally: Tally) -> str:
+    async def _draw_once(
+        self, task: c.ImageTask, reference: Path | None, tally: Tally, last: bool, ledger: Ledger
+    ) -> tuple[str, bool, str | None]:
+        """Ask the provider for the picture (from the sheet, else from text on the last
+        attempt); the URL is kept in the claim before anything else can fail."""
+        sheet = await asyncio.to_thread(data_uri, reference) if reference is not None else None
+        why: str | None = None
+        try:
+            url = await self._draw_softened(task, sheet, tally, ledger)
+        except ImageError as err:
+            if sheet is None or not err.retryable or not last:
+                raise
+            log.warning(
+                "drawing from the character sheet failed again (%s); drawing from text alone",
+                err.message,
+                extra={"story_id": task.story_id, "page": task.page},
+            )
+            sheet, why = None, f"drawn from text alone: the reference call failed ({err.code})"
+            url = await self._draw_softened(task, None, tally, ledger)
+        await ledger.drawn(url, used=sheet is not None, why=why)
+        return url, sheet is not None, why
+
+    async def _draw_softened(self, task: c.ImageTask, sheet: str | None, tally: Tally, ledger: Ledger) -> str:
         """One picture from the provider; a refusal by policy is tried once, softened."""
-        assert self.provider is not None
         ratio = task.ratio or self.settings.jimeng_ratio
         try:
-            return await self.provider.draw(prompt=task.prompt, ratio=ratio, reference=sheet, tally=tally)
+            return await self._ask(task.prompt, ratio, sheet, tally, ledger)
         except ImageError as err:
             if not err.policy:
                 raise
@@ -312,7 +394,19 @@ class Illustrator:
             "picture refused by policy; trying a softened prompt",
             extra={"story_id": task.story_id, "page": task.page},
         )
-        return await self.provider.draw(prompt=soften(task.prompt), ratio=ratio, reference=sheet, tally=tally)
+        return await self._ask(soften(task.prompt), ratio, sheet, tally, ledger)
+
+    async def _ask(self, prompt: str, ratio: str, sheet: str | None, tally: Tally, ledger: Ledger) -> str:
+        """One request to the provider, recorded in the claim while its outcome is unknown."""
+        assert self.provider is not None
+        await ledger.submitted()
+        try:
+            url = await self.provider.draw(prompt=prompt, ratio=ratio, reference=sheet, tally=tally)
+        except ImageError as err:
+            if err.code not in UNKNOWN_OUTCOME:
+                await ledger.settled()  # answered: nothing was drawn, nothing paid
+            raise
+        return url
 
     async def _result(self, result: c.ImageReady | c.UsageReport, *, patient: bool = True) -> None:
         # Patient: a picture drawn (and paid for) is not drawn again because the broker
