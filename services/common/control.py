@@ -14,32 +14,29 @@ import hashlib
 import time
 
 import aio_pika
-from faststream.rabbit import RabbitBroker
+from pydantic import BaseModel
 
-from services.common.bus import declare_topology
+from services.common.amqp import Link, declare_topology
 from services.common.contracts import JimengSessions, SessionsEnvironment
 from services.common.topology import Topology
 
 
-async def send_sessions(broker: RabbitBroker, topo: Topology, command: JimengSessions) -> None:
-    await declare_topology(broker, topo)
-    await broker.publish(
-        command, exchange=topo.control_exchange, persist=True, content_type="application/json"
-    )
+async def send_sessions(link: Link, topo: Topology, command: JimengSessions) -> None:
+    await declare_topology(link, topo)
+    async with link.session() as channel:
+        exchange = await channel.get_exchange(topo.control_exchange.name, ensure=False)
+        await exchange.publish(_persistent(command), routing_key="")
 
 
-async def latest_sessions(broker: RabbitBroker, topo: Topology) -> JimengSessions | None:
+async def latest_sessions(link: Link, topo: Topology) -> JimengSessions | None:
     """The last command sent, left in place for the next reader."""
-    channel = await broker._connection.channel()  # type: ignore[union-attr]
-    try:
+    async with link.session() as channel:
         queue = await channel.declare_queue(topo.sessions_queue.name, passive=True)
         message = await queue.get(no_ack=False, fail=False)
         if message is None:
             return None
         await message.reject(requeue=True)
         return JimengSessions.model_validate_json(message.body)
-    finally:
-        await channel.close()
 
 
 KEPT_FINGERPRINTS = 20
@@ -51,7 +48,7 @@ def fingerprint(ids: list[str]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
-async def environment_since(broker: RabbitBroker, topo: Topology, ids: list[str]) -> float:
+async def environment_since(link: Link, topo: Topology, ids: list[str]) -> float:
     """Since when image workers start with these JIMENG_SESSION_ID ids (0: as long as we know).
 
     The first worker that starts with a changed environment records the change; a
@@ -59,8 +56,7 @@ async def environment_since(broker: RabbitBroker, topo: Topology, ids: list[str]
     operator's latest intent and is not applied.
     """
     mine = fingerprint(ids)
-    channel = await broker._connection.channel()  # type: ignore[union-attr]
-    try:
+    async with link.session() as channel:
         queue = await channel.declare_queue(topo.sessions_env_queue.name, passive=True)
         message = await queue.get(no_ack=False, fail=False)
         seen: SessionsEnvironment | None = None
@@ -77,17 +73,16 @@ async def environment_since(broker: RabbitBroker, topo: Topology, ids: list[str]
         known[mine] = since
         recent = dict(sorted(known.items(), key=lambda kv: kv[1])[-KEPT_FINGERPRINTS:])
         record = SessionsEnvironment(fingerprint=mine, since=since, seen=recent)
-        await channel.default_exchange.publish(
-            aio_pika.Message(
-                record.model_dump_json().encode(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=topo.sessions_env_queue.name,
-        )
+        await channel.default_exchange.publish(_persistent(record), routing_key=topo.sessions_env_queue.name)
         return record.since
-    finally:
-        await channel.close()
+
+
+def _persistent(record: BaseModel) -> aio_pika.Message:
+    return aio_pika.Message(
+        record.model_dump_json().encode(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
 
 
 def sent_by(command: JimengSessions) -> str:

@@ -55,7 +55,7 @@ def effective(
     env_ids: list[str], kept: JimengSessions | None, environment: SessionsEnvironment | None = None
 ) -> Sessions:
     """The ids an image_worker uses: the kept command unless JIMENG_SESSION_ID changed after
-    it was sent (as image_worker.app.adopt_kept_sessions decides)."""
+    it was sent (as image_worker.providers.adopt_kept_sessions decides)."""
     since, note = 0.0, ""
     if environment is not None:
         mine = fingerprint(env_ids)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.bus import make_broker
+from services.common.amqp import Link
 from services.common.contracts import JimengSessions
 from services.common.control import send_sessions
 from services.common.topology import Topology
@@ -228,13 +228,9 @@ async def test_a_changed_environment_wins_over_an_older_kept_set(amqp_url: str, 
         jimeng_args=["--dead-ids", DEAD],
         extra_env={"JIMENG_SESSION_ID": LIVE, "CREATE_PER_MINUTE": "1000"},
     ) as stack:
-        broker = make_broker(amqp_url)
-        await broker.connect()
-        try:
+        async with Link(amqp_url) as link:
             command = JimengSessions(mode="set", ids=[DEAD], at=time.time())
-            await send_sessions(broker, Topology(stack.config.prefix), command)
-        finally:
-            await broker.stop()
+            await send_sessions(link, Topology(stack.config.prefix), command)
         applied = await readyz(stack, until=lambda b: b["code"] == 503)
         assert "…dd44 expired" in applied["checks"]["sessions"]
         assert "`jimeng-session set` at" in applied["checks"]["sessions"]

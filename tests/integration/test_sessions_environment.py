@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from faststream.rabbit import RabbitBroker
 
-from services.common.bus import declare_topology, make_broker
+from services.common.amqp import Link, declare_topology
 from services.common.control import environment_since
 from services.common.topology import Topology
 from tests.support.broker import delete_topology
@@ -15,19 +14,19 @@ from tests.support.infra import unique
 
 
 @pytest.fixture
-async def broker(amqp_url: str) -> AsyncIterator[tuple[RabbitBroker, Topology]]:
+async def broker(amqp_url: str) -> AsyncIterator[tuple[Link, Topology]]:
     topo = Topology(unique("tenv-"))
-    b = make_broker(amqp_url)
-    await b.connect()
-    await declare_topology(b, topo)
+    link = Link(amqp_url, name="test")
+    await link.connect()
+    await declare_topology(link, topo)
     try:
-        yield b, topo
+        yield link, topo
     finally:
-        await b.stop()
+        await link.close()
         await delete_topology(amqp_url, topo.prefix)
 
 
-async def test_each_environment_keeps_its_first_sighting(broker: tuple[RabbitBroker, Topology]) -> None:
+async def test_each_environment_keeps_its_first_sighting(broker: tuple[Link, Topology]) -> None:
     b, topo = broker
     first = await environment_since(b, topo, ["a1"])
     assert first == 0.0, "the first environment ever recorded: nothing says when it was set"
