@@ -13,9 +13,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.logs import bind, register_secrets
+from services.common.mediastore import FileStore, open_store
 from services.common.metrics import HTTP_RESPONSES, WS_CONNECTIONS
 from services.common.ops import metrics_response
 from services.common.topology import Topology
+from services.gateway import media
 from services.gateway.api import errors, http, ws
 from services.gateway.api.errors import error_response
 from services.gateway.bus import GatewayBus
@@ -74,7 +76,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     hub = Hub(buffer=settings.ws_send_buffer)
     bus = GatewayBus(url=settings.rabbitmq_url, topology=topology, store=store, hub=hub)
     service = StoryService(settings=settings, store=store, bus=bus)
-    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    media_store = open_store(settings)
+    if isinstance(media_store, FileStore):
+        media_store.root.mkdir(parents=True, exist_ok=True)
+    register_secrets(settings.media_secrets())
     if settings.admin_token is not None:
         register_secrets([settings.admin_token.get_secret_value()])
 
@@ -100,14 +105,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.hub = hub
     app.state.bus = bus
     app.state.service = service
+    app.state.media = media_store
     errors.install(app)
     app.include_router(http.router)
     app.include_router(ws.router)
-    app.mount(
-        "/media",
-        StaticFiles(directory=settings.media_dir, check_dir=False),
-        name="media",
-    )
+    app.include_router(media.router)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

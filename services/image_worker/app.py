@@ -1,24 +1,21 @@
-"""Builds the illustrator: pictures from `image.tasks`, drawn by a provider, kept in MEDIA_DIR.
+"""Builds the illustrator: pictures from `image.tasks`, drawn by a provider, kept in the media store.
 
 The provider (provider.py) is jimeng-api or Volcengine Ark, chosen by IMAGE_PROVIDER;
 nothing here depends on which one draws.
 
-The picture is downloaded at once and written under MEDIA_DIR (shared with the
-gateway, which serves it); only then is the result published and the task acked.
+The picture is downloaded at once and kept in the media store (MEDIA_STORE: a folder
+or an S3 bucket the gateway serves from); only then is the result published and the
+task acked.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
-import secrets
 import socket
-import tempfile
 import time
-from pathlib import Path
 
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
@@ -26,6 +23,8 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from services.common import contracts as c
+from services.common import media
+from services.common.budget import connect, make_budget
 from services.common.bus import (
     Delivery,
     backoff,
@@ -39,12 +38,13 @@ from services.common.bus import (
 from services.common.control import environment_since, latest_sessions, sent_by
 from services.common.errors import reader_error
 from services.common.logs import register_secrets
+from services.common.mediastore import FileStore, open_store
 from services.common.metrics import PICTURES
 from services.common.ops import Checks, OpsServer
 from services.common.settings import mask
 from services.common.topology import Topology
-from services.image_worker import claims
 from services.image_worker.ark import Ark
+from services.image_worker.claims import Claims, FileClaims, RedisClaims
 from services.image_worker.config import ImageSettings
 from services.image_worker.download import Downloader
 from services.image_worker.jimeng import Jimeng, SessionPool
@@ -62,48 +62,6 @@ SHEET_HOLD = 30.0
 SHEET_POLL = 2.0
 
 
-def store_file(
-    media_dir: Path, story_id: str, page: int, attempt: int, data: bytes, ext: str, *, name: str = ""
-) -> str:
-    """Write atomically under an unguessable name; return the path relative to MEDIA_DIR."""
-    folder = media_dir / story_id
-    folder.mkdir(parents=True, exist_ok=True)
-    name = name or f"p{page}-a{attempt}-{secrets.token_urlsafe(12)}"
-    name += ext
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".part-", delete=False) as tmp:
-        tmp.write(data)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, folder / name)
-    os.chmod(folder / name, 0o644)
-    return f"{story_id}/{name}"
-
-
-def find_sheet(media_dir: Path, story_id: str, key: str = "") -> Path | str | None:
-    """The character sheet: its file, "failed" when it will never come, or None yet."""
-    folder, name = media_dir / story_id, c.sheet_name(key)
-    for ext in (".webp", ".png", ".jpg"):
-        if (folder / f"{name}{ext}").is_file():
-            return folder / f"{name}{ext}"
-    return "failed" if (folder / f"{name}.failed").exists() else None
-
-
-def clear_sheet_failed(media_dir: Path, story_id: str, key: str = "") -> None:
-    """The sheet is asked for again: pages wait for it instead of drawing from text."""
-    (media_dir / story_id / f"{c.sheet_name(key)}.failed").unlink(missing_ok=True)
-
-
-def mark_sheet_failed(media_dir: Path, story_id: str, key: str = "") -> None:
-    folder = media_dir / story_id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{c.sheet_name(key)}.failed").touch()
-
-
-def data_uri(path: Path) -> str:
-    kind = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg"}[path.suffix]
-    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
-
-
 class Illustrator:
     def __init__(self, *, settings: ImageSettings, broker: RabbitBroker, topology: Topology) -> None:
         self.settings = settings
@@ -112,6 +70,22 @@ class Illustrator:
         self.sessions = SessionPool(settings.session_ids)
         self.provider: Provider | None = None
         self.downloader: Downloader | None = None
+        self.media = open_store(settings)
+        self.redis = connect(settings.redis_url)
+        self.claims: Claims = (
+            RedisClaims(self.redis, prefix=settings.rabbitmq_prefix)
+            if self.redis is not None
+            # Settings refuse an object store without Redis: only a folder gets here.
+            else FileClaims(settings.claims_dir)
+        )
+        # IMAGE_CONCURRENCY pictures at once per provider account, fleet-wide with Redis.
+        self.budget = make_budget(
+            self.redis,
+            prefix=settings.rabbitmq_prefix,
+            name=settings.provider,
+            account=settings.account(),
+            concurrency=settings.image_concurrency,
+        )
         # A claim untouched this long belongs to a request whose worker died (claims.py):
         # longer than one attempt, the longest wait between attempts and a sheet hold.
         self.claim_stale = settings.draw_timeout + RETRY_CAP + SHEET_HOLD + 60.0
@@ -119,7 +93,8 @@ class Illustrator:
         self._sheet_settled = asyncio.Event()
 
     async def start(self) -> None:
-        self.settings.media_dir.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.media, FileStore):
+            self.media.root.mkdir(parents=True, exist_ok=True)
         self.provider = make_provider(self.settings, self.sessions)
         await self.provider.start()
         self.downloader = Downloader(max_bytes=self.settings.image_max_bytes)
@@ -129,6 +104,8 @@ class Illustrator:
             await self.provider.close()
         if self.downloader is not None:
             await self.downloader.close()
+        if self.redis is not None:
+            await self.redis.aclose()
 
     def forget_session_check(self) -> None:
         if isinstance(self.provider, Jimeng):
@@ -136,11 +113,10 @@ class Illustrator:
 
     async def handle(self, task: c.ImageTask, delivery: Delivery) -> None:
         extra = {"story_id": task.story_id, "page": task.page, "attempt": task.attempt}
-        folder = self.settings.media_dir / task.story_id
-        name = c.sheet_name(task.sheet) if task.kind == "sheet" else f"p{task.page}-a{task.attempt}"
+        name = media.drawing_name(kind=task.kind, page=task.page, attempt=task.attempt, sheet=task.sheet)
         if task.request:
-            status, done = await asyncio.to_thread(
-                claims.claim, folder, name, task.request, stale_after=self.claim_stale
+            status, done = await self.claims.claim(
+                task.story_id, name, task.request, stale_after=self.claim_stale
             )
             if status == "done":
                 log.info("picture drawn already; its result is sent again", extra=extra)
@@ -150,8 +126,8 @@ class Illustrator:
                 log.info("this picture is being drawn for another request; this one is dropped", extra=extra)
                 return
         if task.kind == "sheet":
-            await asyncio.to_thread(clear_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
-        reference: Path | None = None
+            await asyncio.to_thread(media.clear_sheet_failed, self.media, task.story_id, task.sheet)
+        reference: str | None = None
         note: str | None = None
         if task.use_sheet:
             waited = float(delivery.headers.get("x-sheet-wait", 0) or 0)
@@ -168,7 +144,7 @@ class Illustrator:
                     headers={"x-sheet-wait": waited + SHEET_POLL},
                 )
                 return
-            if isinstance(found, Path):
+            if found not in (None, "failed"):
                 reference = found
             else:
                 note = (
@@ -196,10 +172,10 @@ class Illustrator:
                 sheet=task.sheet if task.kind == "sheet" else "",
             )
             if task.kind == "sheet":
-                await asyncio.to_thread(mark_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
+                await asyncio.to_thread(media.mark_sheet_failed, self.media, task.story_id, task.sheet)
                 self.sheet_settled()
             if task.request:
-                await asyncio.to_thread(claims.release, folder, name, task.request)
+                await self.claims.release(task.story_id, name, task.request)
             await self._result(failed)
             if err.retryable:
                 attempts = delivery.retries + 1
@@ -221,21 +197,22 @@ class Illustrator:
             sheet=task.sheet if task.kind == "sheet" else "",
         )
         if task.request:
-            await asyncio.to_thread(claims.finish, folder, name, task.request, ready.model_dump(mode="json"))
+            await self.claims.finish(task.story_id, name, task.request, ready.model_dump(mode="json"))
         await self._result(ready)
 
-    async def wait_for_sheet(self, story_id: str, key: str, hold: float) -> tuple[Path | str | None, float]:
+    async def wait_for_sheet(self, story_id: str, key: str, hold: float) -> tuple[media.Sheet, float]:
         """The story's sheet (see find_sheet) as soon as it is there, looking for at most
         `hold` seconds; and how long that took."""
         started = time.monotonic()
         while True:
-            found = await asyncio.to_thread(find_sheet, self.settings.media_dir, story_id, key)
+            found = await asyncio.to_thread(media.find_sheet, self.media, story_id, key)
             left = hold - (time.monotonic() - started)
             if found is not None or left <= 0:
                 return found, time.monotonic() - started
             # A sheet drawn elsewhere is seen on the next look; one drawn here wakes us now.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sheet_settled.wait(), timeout=min(SHEET_LOOK, left))
+                look = max(SHEET_LOOK, self.media.look_every)
+                await asyncio.wait_for(self._sheet_settled.wait(), timeout=min(look, left))
 
     def sheet_settled(self) -> None:
         """A sheet was stored or marked failed by this process: the held pictures look again."""
@@ -262,7 +239,7 @@ class Illustrator:
         self,
         task: c.ImageTask,
         *,
-        reference: Path | None = None,
+        reference: str | None = None,
         tally: Tally | None = None,
         last: bool = True,
     ) -> tuple[str, bool, str | None]:
@@ -274,7 +251,7 @@ class Illustrator:
         """
         assert self.provider is not None and self.downloader is not None
         tally = tally or Tally()
-        sheet = await asyncio.to_thread(data_uri, reference) if reference is not None else None
+        sheet = await self._sheet_uri(reference) if reference is not None else None
         why: str | None = None
         try:
             url = await self._draw_softened(task, sheet, tally)
@@ -290,23 +267,29 @@ class Illustrator:
             url = await self._draw_softened(task, None, tally)
         data, ext = await self.downloader.fetch(url)
         path = await asyncio.to_thread(
-            store_file,
-            self.settings.media_dir,
-            task.story_id,
-            task.page,
-            task.attempt,
-            data,
-            ext,
-            name=c.sheet_name(task.sheet) if task.kind == "sheet" else "",
+            media.store_picture,
+            self.media,
+            story_id=task.story_id,
+            page=task.page,
+            attempt=task.attempt,
+            data=data,
+            ext=ext,
+            sheet=task.sheet if task.kind == "sheet" else None,
         )
         return path, sheet is not None, why
+
+    async def _sheet_uri(self, key: str) -> str | None:
+        """The stored character sheet as the provider takes it (None if it is gone)."""
+        data = await asyncio.to_thread(self.media.get, key)
+        return media.data_uri(data, key) if data is not None else None
 
     async def _draw_softened(self, task: c.ImageTask, sheet: str | None, tally: Tally) -> str:
         """One picture from the provider; a refusal by policy is tried once, softened."""
         assert self.provider is not None
         ratio = task.ratio or self.settings.jimeng_ratio
         try:
-            return await self.provider.draw(prompt=task.prompt, ratio=ratio, reference=sheet, tally=tally)
+            async with self.budget.slot():
+                return await self.provider.draw(prompt=task.prompt, ratio=ratio, reference=sheet, tally=tally)
         except ImageError as err:
             if not err.policy:
                 raise
@@ -314,7 +297,9 @@ class Illustrator:
             "picture refused by policy; trying a softened prompt",
             extra={"story_id": task.story_id, "page": task.page},
         )
-        return await self.provider.draw(prompt=soften(task.prompt), ratio=ratio, reference=sheet, tally=tally)
+        async with self.budget.slot():
+            softer = soften(task.prompt)
+            return await self.provider.draw(prompt=softer, ratio=ratio, reference=sheet, tally=tally)
 
     async def _result(self, result: c.ImageReady | c.ImageFailed | c.UsageReport) -> None:
         await publish_work(

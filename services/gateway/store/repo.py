@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, select, update
@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
 
 from services.common import contracts as c
 from services.common import safety
+from services.common.media import media_url, same_sheet
 from services.common.topology import Topology
 from services.gateway.store.models import (
     COUNTERS,
@@ -488,7 +489,7 @@ class Store:
             return
         story.outline = r.outline.model_dump(mode="json")
         story.title = r.outline.title
-        if story.sheet_path and not _same_sheet(story.sheet_path, _sheet_key(story)):
+        if story.sheet_path and not same_sheet(story.sheet_path, _sheet_key(story)):
             # A sheet drawn for an outline attempt that was lost: this outline's own is coming.
             story.sheet_status, story.sheet_path = "pending", None
         self._append(session, story, changes, "story.outlined", {"title": r.outline.title})
@@ -765,10 +766,6 @@ class Store:
             )
 
 
-def media_url(media_path: str) -> str:
-    return f"/media/{media_path}"
-
-
 def _chosen_text(page: Page) -> str | None:
     if page.chosen_action is not None:
         return page.chosen_action
@@ -818,11 +815,6 @@ def _sheet_key(story: Story) -> str:
         return ""
     outline = c.Outline.model_validate(story.outline)
     return c.sheet_key(outline.characters, outline.style)
-
-
-def _same_sheet(path: str, key: str) -> bool:
-    """Is the stored sheet the one `key` names? (One drawn before sheets had keys is kept.)"""
-    return not key or PurePosixPath(path).stem in (c.sheet_name(key), c.sheet_name(""))
 
 
 def _stale_sheet(story: Story, key: str) -> bool:
