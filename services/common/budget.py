@@ -100,8 +100,11 @@ class Budget:
 class SharedBudget(Budget):
     """One budget for every process that names it in the same Redis."""
 
-    def __init__(self, redis: Redis, *, key: str, name: str, concurrency: int, per_minute: int) -> None:
+    def __init__(
+        self, redis: Redis, *, key: str, name: str, concurrency: int, per_minute: int, lease: float = LEASE
+    ) -> None:
         super().__init__(name=name, concurrency=concurrency, per_minute=per_minute)
+        self.lease = lease
         self.concurrency = concurrency
         self.calls_per_minute = per_minute
         self.slots_key, self.minute_key = f"{key}:slots", f"{key}:minute"
@@ -135,7 +138,7 @@ class SharedBudget(Budget):
 
     async def _acquire(self, holder: str) -> None:
         # Polled, not woken: the slot is freed by another process, or by a lease ending.
-        lease = str(int(LEASE * 1000))
+        lease = str(int(self.lease * 1000))
         while True:
             if await self._take(keys=[self.slots_key], args=[self.concurrency, lease, holder]):
                 break
@@ -152,9 +155,9 @@ class SharedBudget(Budget):
             raise
 
     async def _keep(self, holder: str) -> None:
-        lease = str(int(LEASE * 1000))
+        lease = str(int(self.lease * 1000))
         while True:
-            await asyncio.sleep(LEASE / 3)
+            await asyncio.sleep(self.lease / 3)
             try:
                 await self._renew(keys=[self.slots_key], args=[lease, holder])
             except RedisError as exc:
