@@ -46,7 +46,7 @@ class S3:
             region_name="us-east-1",
         )
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         answer = self.client().list_objects_v2(Bucket=self.bucket)
         return [item["Key"] for item in answer.get("Contents", [])]
 
