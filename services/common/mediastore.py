@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from services.common.metrics import MEDIA_OBJECTS
-from services.common.settings import ServiceSettings
+from services.common.settings import ServiceSettings, http_url
 
 
 class MediaStore(ABC):
@@ -219,10 +219,7 @@ class MediaSettings(ServiceSettings):
     def _endpoint(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("must be an http(s) URL like https://oss-cn-hangzhou.aliyuncs.com")
-        return value.rstrip("/")
+        return http_url(value.strip(), like="https://oss-cn-hangzhou.aliyuncs.com")
 
     @field_validator("aws_secret_access_key")
     @classmethod

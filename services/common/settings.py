@@ -61,6 +61,14 @@ class ServiceSettings(BaseSettings):
         return value.strip()
 
 
+def http_url(value: str, *, like: str) -> str:
+    """An http(s) URL with a host, without its trailing slash; else the error says `like`."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL like {like}")
+    return value.rstrip("/")
+
+
 def secret_ok(value: SecretStr | None, *, env: str) -> bool:
     """A secret is usable if present and, outside development, not a placeholder."""
     if value is None:

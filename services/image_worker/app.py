@@ -373,7 +373,8 @@ def create_app(settings: ImageSettings) -> FastStream:
     async def checks() -> Checks:
         assert illustrator.provider is not None
         broker_ok = "ok" if broker_connected(broker) else "unreachable: check RABBITMQ_URL"
-        return {"broker": broker_ok, **await illustrator.provider.readiness()}
+        media_ok = await asyncio.to_thread(illustrator.media.check, write=False)
+        return {"broker": broker_ok, "media": media_ok, **await illustrator.provider.readiness()}
 
     ops = OpsServer(host=settings.ops_host, port=settings.image_ops_port, checks=checks)
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import SettingsConfigDict
 
 from services.common.mediastore import MediaSettings
-from services.common.settings import secret_ok
+from services.common.settings import http_url, secret_ok
 
 Provider = Literal["ark", "jimeng"]
 
@@ -95,10 +94,7 @@ class ImageSettings(MediaSettings):
     @field_validator("ark_base_url")
     @classmethod
     def _ark_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("must be an http(s) URL like https://ark.cn-beijing.volces.com/api/v3")
-        return value.rstrip("/")
+        return http_url(value, like="https://ark.cn-beijing.volces.com/api/v3")
 
     @field_validator("ark_image_size")
     @classmethod
@@ -122,10 +118,7 @@ class ImageSettings(MediaSettings):
             if _provider(info) == "jimeng":
                 raise PydanticCustomError("missing", "Field required")
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("must be an http(s) URL like http://jimeng-api:5100")
-        return value.rstrip("/")
+        return http_url(value, like="http://jimeng-api:5100")
 
     @field_validator("jimeng_session_id")
     @classmethod
