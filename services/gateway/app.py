@@ -22,6 +22,7 @@ from services.gateway.api import errors, http, ws
 from services.gateway.api.errors import error_response
 from services.gateway.bus import GatewayBus
 from services.gateway.config import GatewaySettings
+from services.gateway.guards import SecurityHeaders, SocketLimits
 from services.gateway.hub import Hub
 from services.gateway.store.repo import Store
 from services.gateway.stories import StoryService
@@ -106,6 +107,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.bus = bus
     app.state.service = service
     app.state.media = media_store
+    app.state.sockets = SocketLimits(per_story=settings.ws_per_story, per_client=settings.ws_per_client)
     errors.install(app)
     app.include_router(http.router)
     app.include_router(ws.router)
@@ -126,6 +128,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return metrics_response()
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext)
     return app
 

@@ -1,5 +1,8 @@
 """/media: the pictures readers see, from whichever store keeps them.
 
+Only pictures are served (media.picture_key: no claims, markers or half-written
+files), and only those a page or the character sheet shows now.
+
 Pictures are streamed through the gateway, not redirected to signed object-store
 URLs: the URL a page, a share link or an export holds stays the gateway's own
 (same origin for the page's Content-Security-Policy, nothing that expires in a
@@ -29,6 +32,10 @@ CACHED = {"Cache-Control": "public, max-age=31536000, immutable"}
 async def picture(story_id: str, name: str, request: Request) -> Response:
     store: MediaStore = request.app.state.media
     key = media.picture_key(story_id, name)
+    # Only what a page or the sheet shows now: a picture replaced by a redraw was judged
+    # not good enough, and its old link stops working.
+    if key is not None and not await request.app.state.store.is_current_picture(story_id, key):
+        key = None
     if key is not None and isinstance(store, FileStore):
         path = store.path(key)
         if path.is_file():
