@@ -15,6 +15,14 @@ sees it:
 - done: the picture exists, and its result is sent again (the gateway applies a
   result once), so a result lost after the picture was stored is not lost for good.
 
+A claim also says how far its request got, because a provider charges for a picture
+it was asked for whether or not anyone is still there to take it:
+- "submitted": a drawing was asked for and its outcome is not known. A delivery of
+  the same request that finds this (its worker died or lost the broker mid-draw)
+  must not ask again: the first one may be drawn and paid for.
+- "drawn": the provider answered with the picture's URL, which lasts hours; a later
+  attempt downloads it instead of paying for another.
+
 Claims live in Redis when REDIS_URL is set (what several machines share reliably: a
 claim is one key, taken atomically, and a dead worker's claim simply expires), else in
 files on this machine under `<media dir>/.claims/`, which /media never serves.
@@ -23,17 +31,19 @@ files on this machine under `<media dir>/.claims/`, which /media never serves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 
-Status = Literal["mine", "taken", "done"]
+Status = Literal["mine", "taken", "done", "submitted", "drawn"]
 Result = tuple[Status, dict[str, Any]]
 
 # How long a finished picture's result is kept for a late second request: far longer
@@ -45,6 +55,11 @@ class Claims(ABC):
     @abstractmethod
     async def claim(self, story_id: str, name: str, request: str, *, stale_after: float) -> Result:
         """Claim picture `name` for `request`; (status, the stored result when "done")."""
+
+    @abstractmethod
+    async def mark(self, story_id: str, name: str, request: str, state: str, **extra: Any) -> None:
+        """Record how far `request` got: "drawing" (nothing asked of the provider, or its
+        answer is known and cost nothing), "submitted", or "drawn" with the picture's `url`."""
 
     @abstractmethod
     async def finish(self, story_id: str, name: str, request: str, result: dict[str, Any]) -> None:
@@ -67,6 +82,10 @@ class FileClaims(Claims):
 
     async def claim(self, story_id: str, name: str, request: str, *, stale_after: float) -> Result:
         return await asyncio.to_thread(self._claim, self.path(story_id, name), request, stale_after)
+
+    async def mark(self, story_id: str, name: str, request: str, state: str, **extra: Any) -> None:
+        held = {"request": request, "state": state, **extra}
+        await asyncio.to_thread(_write, self.path(story_id, name), held)
 
     async def finish(self, story_id: str, name: str, request: str, result: dict[str, Any]) -> None:
         held = {"request": request, "state": "done", "result": result}
@@ -91,6 +110,13 @@ class FileClaims(Claims):
         held = _read(path)
         if held.get("state") == "done" and isinstance(held.get("result"), dict):
             return "done", held["result"]
+        mine = held.get("request") == request
+        if mine and held.get("state") == "submitted":
+            return "submitted", held
+        if mine and held.get("state") == "drawn" and isinstance(held.get("url"), str):
+            with contextlib.suppress(OSError):
+                os.utime(path)
+            return "drawn", held
         age = time.time() - _mtime(path)
         if held.get("request") == request or age > stale_after:
             _write(path, {"request": request, "state": "drawing"})
@@ -105,6 +131,11 @@ if held then
   local data = cjson.decode(held)
   if data.state == 'done' then return {'done', held} end
   if data.request ~= ARGV[2] then return {'taken', ''} end
+  if data.state == 'submitted' then return {'submitted', held} end
+  if data.state == 'drawn' and type(data.url) == 'string' then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    return {'drawn', held}
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return {'mine', ''}
@@ -120,9 +151,10 @@ return 0
 class RedisClaims(Claims):
     """A claim is one key whose lease is the staleness: a dead worker's claim expires."""
 
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
+    def __init__(self, redis: Redis, *, prefix: str, lease: float) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.lease = lease  # what every claim() of this worker passes as stale_after
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
 
@@ -136,7 +168,14 @@ class RedisClaims(Claims):
         status, held = (_text(part) for part in answer)
         if status == "done":
             return "done", json.loads(held)["result"]
+        if status in ("submitted", "drawn"):
+            return cast(Status, status), json.loads(held)
         return cast(Status, status), {}
+
+    async def mark(self, story_id: str, name: str, request: str, state: str, **extra: Any) -> None:
+        held = json.dumps({"request": request, "state": state, **extra})
+        # Touched, as a claim file's write is: its lease starts again.
+        await self.redis.set(self.key(story_id, name), held, px=int(self.lease * 1000))
 
     async def finish(self, story_id: str, name: str, request: str, result: dict[str, Any]) -> None:
         held = json.dumps({"request": request, "state": "done", "result": result})
@@ -144,6 +183,34 @@ class RedisClaims(Claims):
 
     async def release(self, story_id: str, name: str, request: str) -> None:
         await self._release(keys=[self.key(story_id, name)], args=[request])
+
+
+@dataclass
+class Ledger:
+    """How far one picture request got, kept in its claim so that no later delivery
+    pays for it again. A task without a request id has no claim: nothing kept."""
+
+    claims: Claims | None
+    story_id: str
+    name: str
+    request: str
+
+    @classmethod
+    def none(cls) -> Ledger:
+        return cls(None, "", "", "")
+
+    async def submitted(self) -> None:
+        await self._mark("submitted")
+
+    async def settled(self) -> None:
+        await self._mark("drawing")
+
+    async def drawn(self, url: str, *, used: bool, why: str | None) -> None:
+        await self._mark("drawn", url=url, used=used, why=why)
+
+    async def _mark(self, state: str, **extra: Any) -> None:
+        if self.request and self.claims is not None:
+            await self.claims.mark(self.story_id, self.name, self.request, state, **extra)
 
 
 def _text(value: bytes | str) -> str:

@@ -26,7 +26,7 @@ async def claims(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield FileClaims(tmp_path / ".claims")
         return
     client = Redis.from_url(request.getfixturevalue("redis"))
-    yield RedisClaims(client, prefix=unique("tclaims-"))
+    yield RedisClaims(client, prefix=unique("tclaims-"), lease=STALE)
     await client.aclose()
 
 
@@ -83,3 +83,15 @@ def test_a_claim_file_being_written_counts_as_taken(tmp_path: Path) -> None:
     claims.path("s", "p4-a1").parent.mkdir(parents=True)
     claims.path("s", "p4-a1").touch()  # created, not yet written
     assert asyncio.run(claims.claim("s", "p4-a1", "second", stale_after=STALE)) == ("taken", {})
+
+
+async def test_a_request_that_reached_the_provider_is_not_asked_again(claims: Claims) -> None:
+    await claims.claim("s", "p6-a1", "first", stale_after=STALE)
+    await claims.mark("s", "p6-a1", "first", "submitted")
+    status, _ = await claims.claim("s", "p6-a1", "first", stale_after=STALE)
+    assert status == "submitted", "a redelivery finds the drawing asked for, outcome unknown"
+    url = "https://provider.example/p.png"
+    await claims.mark("s", "p6-a1", "first", "drawn", url=url, used=True, why=None)
+    status, held = await claims.claim("s", "p6-a1", "first", stale_after=STALE)
+    assert status == "drawn" and held["url"] == url and held["used"] is True
+    assert await claims.claim("s", "p6-a1", "second", stale_after=STALE) == ("taken", {})

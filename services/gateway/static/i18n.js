@@ -176,6 +176,7 @@ const zh = {
   errors: {
     image_failed: '画插图时出了点问题。',
     image_timeout: '这幅画画得太久了，没能画完。',
+    image_interrupted: '画到一半被打断了，再画一次吧。',
     image_session_expired: '画画服务需要重新登录，请告诉大人。',
     image_no_credits: '画画服务的次数用完了，请告诉大人。',
     image_auth: '画画服务的钥匙不对，请告诉大人。',
@@ -370,6 +371,7 @@ const en = {
   errors: {
     image_failed: 'Something went wrong while drawing the picture.',
     image_timeout: 'The picture took too long and could not be finished.',
+    image_interrupted: 'The picture was interrupted. Try drawing it again.',
     image_session_expired: 'The drawing service needs to sign in again. Please tell a grown-up.',
     image_no_credits: 'The drawing service has run out of credits. Please tell a grown-up.',
     image_auth: "The drawing service's key was refused. Please tell a grown-up.",
