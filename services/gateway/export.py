@@ -1,8 +1,8 @@
 """Export a story as a picture book: one self-contained HTML page, a PDF, an EPUB 3.
 
-Pure functions over the story dict that `Store.read_story` returns (the public story
-JSON) and the media store its pictures live in. Nothing here knows about tokens,
-requests or the web framework; the endpoints are wired elsewhere.
+Pure functions over the story view the store hands out (`StoryView`, or the shared
+`SharedStory`: the public story JSON) and the media store its pictures live in.
+Nothing here knows about tokens, requests or the web framework; the endpoints are wired elsewhere.
 
 Only written pages (status "done") go into the book. A picture is used when its status
 is "ready" and its URL names a readable picture in the store; otherwise the page keeps
@@ -29,12 +29,23 @@ from PIL import Image
 
 from services.common.media import key_of_url
 from services.common.mediastore import MediaStore
+from services.gateway.store.views import SharedStory, StoryView
 
 log = logging.getLogger(__name__)
 
 # Pictures are downscaled to this many pixels on their long side: ~220 dpi across a
 # PDF page, sharp on any tablet, and it keeps a 12-page book a few MB instead of 50.
 MAX_SIDE = 1600
+
+# A story as the store hands it out: a reader's own, or a shared one (no choices).
+Book = StoryView | SharedStory
+
+
+def _plain(story: Book) -> dict[str, Any]:
+    """The view as its public JSON, which the book is laid out from: a shared story's
+    pages have no `chosen`, and every reader below copes with a field that is absent."""
+    return story.model_dump(mode="json")
+
 
 # ------------------------------------------------------------------------------ words
 
@@ -182,7 +193,7 @@ def _ended(story: dict[str, Any]) -> bool:
 # ------------------------------------------------------------------------------ file name
 
 
-def filename(story: dict[str, Any], ext: str) -> str:
+def filename(view: Book, ext: str) -> str:
     """A safe file name from the title: "Tutu Goes to the Moon!" -> "Tutu-Goes-to-the-Moon.pdf".
 
     Accents are folded to ASCII; letters of other scripts (a Chinese title) are kept, so
@@ -190,6 +201,7 @@ def filename(story: dict[str, Any], ext: str) -> str:
     ASCII `filename=` fallback). No path separators, dots in front, control or shell
     characters. Without a usable title: "story-<first 8 of the id>".
     """
+    story = _plain(view)
     ext = re.sub(r"[^A-Za-z0-9]", "", ext)[:10].lower()
     title = unicodedata.normalize("NFKD", str(story.get("title") or ""))
     title = "".join(ch for ch in title if not unicodedata.combining(ch))
@@ -255,8 +267,9 @@ def _text_html(paragraphs: Iterable[str]) -> str:
     return "".join(f"<p>{_e(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
 
 
-def to_html(story: dict[str, Any], store: MediaStore) -> bytes:
+def to_html(view: Book, store: MediaStore) -> bytes:
     """One self-contained HTML page: pictures as data URIs, inline CSS, no script."""
+    story = _plain(view)
     lang, title = _lang(story), _title(story)
     parts = [
         "<!DOCTYPE html>",
@@ -560,9 +573,10 @@ def _pdf_long_page(c: Any, page: BookPage, flows: list[Any], min_pic: float, gap
         top = bottom + avail
 
 
-def to_pdf(story: dict[str, Any], store: MediaStore) -> bytes:
+def to_pdf(view: Book, store: MediaStore) -> bytes:
     """A picture-book PDF: a cover with the title (and the character sheet), then one page
     per story page with its picture above and its text below."""
+    story = _plain(view)
     from reportlab.pdfgen.canvas import Canvas
 
     zh = _is_zh(story)
@@ -606,8 +620,9 @@ def _identifier(story: dict[str, Any]) -> str:
         return f"urn:storybook:{re.sub(r'[^A-Za-z0-9._-]', '', sid) or 'story'}"
 
 
-def to_epub(story: dict[str, Any], store: MediaStore) -> bytes:
+def to_epub(view: Book, store: MediaStore) -> bytes:
     """An EPUB 3: a title page, one XHTML chapter per page with its picture, nav + NCX."""
+    story = _plain(view)
     from ebooklib import epub
 
     lang, title = _lang(story), _title(story)

@@ -22,7 +22,8 @@ from services.common import safety
 from services.common.contracts import MAX_ACTION, MAX_PREMISE
 from services.gateway.bus import GatewayBus
 from services.gateway.config import GatewaySettings
-from services.gateway.store.repo import Changes, Store, StoreError, Unsuitable
+from services.gateway.store.errors import TooMany, Unavailable, Unsuitable
+from services.gateway.store.repo import Changes, Store
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ def unstorable(value: Any) -> str | None:
     return None
 
 
-
 class NewStory(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -92,9 +92,7 @@ class Choice(BaseModel):
         return self
 
 
-class Busy(StoreError):
-    status = 503
-    code = "busy"
+class Busy(Unavailable):
     retry_after = 5
 
 
@@ -102,9 +100,7 @@ class Crowded(Busy):
     retry_after = 30
 
 
-class RateLimited(StoreError):
-    status = 429
-    code = "rate_limited"
+class RateLimited(TooMany):
     retry_after = 60
 
 

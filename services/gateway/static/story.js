@@ -307,12 +307,6 @@ export function applyEvent(story, ev) {
       story.status = 'ended';
       return { kind: 'ended' };
 
-    case 'story.failed':
-      // Not in the contract yet; handled in case the gateway adds it.
-      story.status = 'failed';
-      story.error = ev.error || null;
-      return { kind: 'story.failed' };
-
     default:
       return durable ? { kind: 'other' } : null;
   }
