@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from faststream.rabbit import RabbitBroker
 
@@ -41,7 +41,7 @@ class GatewayBus:
         self.live = LivePublisher(self.link, topology)
         self.outbox = OutboxRelay(broker=self.broker, topology=topology, store=store)
         self.depths = QueueDepths(link=self.link, topology=topology)
-        self.results = Results(store=store, live=self.live, publish=self.publish)
+        self.results = Results(store=store, live=self.live, publish=self.publish_all)
         subscribe(broker=self.broker, topo=topology, results=self.results, hub=hub, replica=self.replica)
         self._loops: list[asyncio.Task[None]] = []
 
@@ -77,10 +77,15 @@ class GatewayBus:
 
     async def publish(self, changes: Changes) -> None:
         """Publish what a committed transaction produced: events, then work."""
-        for event in changes.events:
-            # Stored already: a frame lost on the way is replayed from the store (gap fill).
-            await self.live.publish(event)
-        await self.outbox.publish(changes.outbox)
+        await self.publish_all([changes])
+
+    async def publish_all(self, committed: Sequence[Changes]) -> None:
+        """Publish what committed transactions produced: their events in order, then their work."""
+        for changes in committed:
+            for event in changes.events:
+                # Stored already: a frame lost on the way is replayed from the store (gap fill).
+                await self.live.publish(event)
+        await self.outbox.publish([row for changes in committed for row in changes.outbox])
 
 
 def _sync(job: Callable[[], object]) -> Callable[[], Awaitable[None]]:

@@ -325,3 +325,34 @@ async def test_usage_counts_calls_per_upstream(store: Store) -> None:
         "jimeng": {"calls": 1, "pictures": 0},
     }
     assert usage["totals"]["image_calls"] == 4 and usage["days"][0]["upstreams"]["ark"]["calls"] == 3
+
+
+async def test_a_batch_of_results_is_each_result_applied_in_its_order(store: Store) -> None:
+    a, b = await new_story(store, pages=2), await new_story(store, pages=2)
+    batch: list[c.Contract] = [
+        c.OutlineReady(story_id=a, outline=OUTLINE),
+        c.OutlineReady(story_id=b, outline=OUTLINE),
+        c.PageTextDone(story_id=a, page=0, text="第0页", choices=["左", "右"], image_prompt="p"),
+        c.OutlineReady(story_id=a, outline=OUTLINE),  # a duplicate in the same batch
+        c.UsageReport(story_id=b, tokens_in=5, llm_calls=1),
+        c.PageTextDone(story_id="0" * 32, page=0, text="x", choices=["y"], image_prompt="p"),
+        c.UsageReport(story_id=a, tokens_in=7, llm_calls=2, image_calls=1, pictures=1, provider="ark"),
+    ]
+    applied = await store.apply_many(batch)
+    assert [None if ch is None else [e.type for e in ch.events] for ch in applied] == [
+        ["story.outlined"],
+        ["story.outlined"],
+        ["page.text.done"],
+        [],
+        [],
+        None,  # no such story: nothing else in the batch is lost for it
+        [],
+    ]
+    assert [ch.last_seq for ch in applied if ch is not None] == [2, 2, 3, 3, 2, 3]
+    assert [row.body["page"] for ch in applied if ch is not None for row in ch.outbox] == [0, 0]
+    for sid, seqs in ((a, [1, 2, 3]), (b, [1, 2])):
+        assert [e["seq"] for e in await store.events_after(sid, 0)] == seqs
+    usage = (await store.usage(days=1)).model_dump(exclude_none=True)
+    assert usage["totals"]["tokens_in"] == 12 and usage["totals"]["llm_calls"] == 3
+    assert usage["upstreams"] == {"ark": {"calls": 1, "pictures": 1}, "moonshot": {"calls": 3, "pictures": 0}}
+    assert (await store.read_story(a)).model_dump()["usage"]["tokens_in"] == 7

@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from faststream.middlewares import AckPolicy
@@ -25,35 +26,73 @@ from services.common.consumer import REPORTED, Delivery, consume, parser
 from services.common.errors import reader_error
 from services.common.topology import Topology
 from services.gateway.hub import Hub
-from services.gateway.store.repo import Changes, NotFound, Store
+from services.gateway.messaging.batch import Batcher
+from services.gateway.store.repo import Changes, Store
 
 log = logging.getLogger(__name__)
 
+# Publishes what committed transactions produced, in their order.
+Publish = Callable[[Sequence[Changes]], Awaitable[None]]
+
+
+# Most results applied in one transaction: a commit's worth of work stays short, so a
+# reader's durable event never waits behind hundreds of others.
+BATCH_MOST = 64
+
 
 class Results:
-    """Applies results to the store and publishes what they changed."""
+    """Applies results to the store, in batches (messaging/batch.py), and publishes what
+    they changed."""
 
-    def __init__(
-        self, *, store: Store, live: LivePublisher, publish: Callable[[Changes], Awaitable[None]]
-    ) -> None:
+    def __init__(self, *, store: Store, live: LivePublisher, publish: Publish) -> None:
         self.store, self.live, self.publish = store, live, publish
+        self.batches: Batcher[Pending] = Batcher(self._apply_batch, most=BATCH_MOST)
 
     async def on_result(self, result: c.Contract, delivery: Delivery) -> None:
-        await self.apply(result, resync=delivery.redelivered)
+        await self.batches.submit(Pending(result, resync=delivery.redelivered))
 
     async def apply(self, result: c.Contract, *, resync: bool) -> None:
-        story_id = getattr(result, "story_id", "")
+        await self.batches.submit(Pending(result, resync=resync))
+
+    async def _apply_batch(self, batch: Sequence[Pending]) -> list[BaseException | None]:
         try:
-            changes = await self.store.apply(result)
-        except NotFound:
+            applied = await self.store.apply_many([p.result for p in batch])
+        except Exception:
+            if len(batch) == 1:
+                raise
+            # One result the store refuses must not hold back the others: each alone,
+            # so only that one is requeued.
+            log.warning("a batch of %d results failed; applying them one by one", len(batch))
+            return [await self._apply_alone(p) for p in batch]
+        await self.publish([c for c in applied if c is not None])
+        for pending, changes in zip(batch, applied, strict=True):
+            await self._after(pending, changes)
+        return [None] * len(batch)
+
+    async def _apply_alone(self, pending: Pending) -> BaseException | None:
+        try:
+            (changes,) = await self.store.apply_many([pending.result])
+            if changes is not None:
+                await self.publish([changes])
+            await self._after(pending, changes)
+        except Exception as exc:
+            return exc
+        return None
+
+    async def _after(self, pending: Pending, changes: Changes | None) -> None:
+        story_id = getattr(pending.result, "story_id", "")
+        if changes is None:
             log.warning("result for an unknown story dropped", extra={"story_id": story_id})
-            return
-        await self.publish(changes)
-        if resync:
+        elif pending.resync:
             # A redelivery: whoever handled it first may have stored events and died
             # before fanning them out. Readers of this story catch up from the store.
-            # Stored already: a frame lost on the way is replayed from the store.
             await self.live.publish(c.SyncHint(story_id=story_id, last_seq=changes.last_seq))
+
+
+@dataclass(frozen=True)
+class Pending:
+    result: c.Contract
+    resync: bool
 
 
 def failure_of(body: bytes, headers: dict[str, Any], topo: Topology) -> c.PageFailed | c.ImageFailed | None:
@@ -78,7 +117,9 @@ def failure_of(body: bytes, headers: dict[str, Any], topo: Topology) -> c.PageFa
 
 
 def subscribe(*, broker: RabbitBroker, topo: Topology, results: Results, hub: Hub, replica: str) -> None:
-    consume(broker, topo, topo.results_queue, results.on_result, parse=parser(c.result_adapter), prefetch=32)
+    # Prefetch of two batches: one being applied, the next one gathering meanwhile.
+    queue, on_result = topo.results_queue, results.on_result
+    consume(broker, topo, queue, on_result, parse=parser(c.result_adapter), prefetch=2 * BATCH_MOST)
 
     async def on_dead(body: bytes, delivery: Delivery) -> None:
         result = failure_of(body, delivery.headers, topo)

@@ -2,9 +2,10 @@
 
 A transaction's work is published at once by the request that wrote it; work still
 unpublished after a grace (the gateway died in between, or the broker was away) is
-published by this relay, from whichever replica runs it first. Each row is marked
-published as soon as the broker confirms it, so a failure half-way through a batch
-republishes only the rows the broker never took.
+published by this relay, from whichever replica runs it first. The rows of a batch
+are published in order and marked published together, in one transaction: after a
+failure half-way through, the rows the broker confirmed are marked and the batch
+stops, so the relay republishes only the rows the broker never took.
 """
 
 from __future__ import annotations
@@ -40,12 +41,18 @@ class OutboxRelay:
         self.broker, self.topo, self.store = broker, topology, store
 
     async def publish(self, rows: Sequence[Outbox]) -> None:
-        """Publish rows in order, each marked as soon as the broker has it; the first
-        failure stops the batch (the rest wait for the relay)."""
-        for row in rows:
-            headers = {"story_id": row.story_id}
-            await publish_work(self.broker, self.topo, row.body, routing_key=row.routing_key, headers=headers)
-            await self.store.mark_published([row.id])
+        """Publish rows in order and mark those the broker confirmed; the first failure
+        stops the batch and is raised (the rest wait for the relay)."""
+        sent: list[int] = []
+        try:
+            for row in rows:
+                headers = {"story_id": row.story_id}
+                await publish_work(
+                    self.broker, self.topo, row.body, routing_key=row.routing_key, headers=headers
+                )
+                sent.append(row.id)
+        finally:
+            await self.store.mark_published(sent)
 
     async def relay_once(self) -> None:
         try:

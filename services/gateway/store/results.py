@@ -2,56 +2,113 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import contracts as c
 from services.common import events as ev
 from services.common.media import media_url, same_sheet
 from services.gateway.store.base import Changes, Database, _sheet_key, _stale_sheet
+from services.gateway.store.errors import NotFound
 from services.gateway.store.models import COUNTERS, Page, Story, utcnow
 from services.gateway.store.usage import add_daily, add_upstream
+
+
+class Tally:
+    """The usage counters a batch adds up, written once at its end and always in the same
+    order (day, then upstreams by name): two replicas' batches never wait for each
+    other's usage rows in opposite orders."""
+
+    def __init__(self) -> None:
+        self.daily: dict[str, int] = {}
+        self.upstreams: dict[str, tuple[int, int]] = {}
+
+    def add(self, r: c.UsageReport) -> None:
+        for name in COUNTERS:
+            self.daily[name] = self.daily.get(name, 0) + int(getattr(r, name))
+        if r.llm_calls:
+            self._upstream("moonshot", r.llm_calls, 0)
+        if r.image_calls or r.pictures:
+            self._upstream(r.provider or "jimeng", r.image_calls, r.pictures)  # older reports: jimeng
+
+    def _upstream(self, name: str, calls: int, pictures: int) -> None:
+        known = self.upstreams.get(name, (0, 0))
+        self.upstreams[name] = (known[0] + calls, known[1] + pictures)
+
+    async def write(self, session: AsyncSession) -> None:
+        if self.daily:
+            await add_daily(session, **self.daily)
+        for name, (calls, pictures) in sorted(self.upstreams.items()):
+            await add_upstream(session, name, calls=calls, pictures=pictures)
 
 
 class Results(Database):
     async def apply(self, result: Any) -> Changes:
         """Apply a worker's result once; a duplicate or stale result changes nothing."""
-        changes = Changes()
-        async with self._tx() as session:
-            story = await self._lock_story(session, result.story_id)
-            match result:
-                case c.UsageReport():
-                    amounts = {name: int(getattr(result, name)) for name in COUNTERS}
-                    for name, value in amounts.items():
-                        setattr(story, name, getattr(story, name) + value)
-                    await add_daily(session, **amounts)
-                    if result.llm_calls:
-                        await add_upstream(session, "moonshot", calls=result.llm_calls)
-                    if result.image_calls or result.pictures:
-                        upstream = result.provider or "jimeng"  # reports from before providers: jimeng
-                        await add_upstream(
-                            session, upstream, calls=result.image_calls, pictures=result.pictures
-                        )
-                case c.OutlineReady():
-                    await self._outline_ready(session, story, result, changes)
-                case c.ImageRequested():
-                    await self._image_requested(session, story, result, changes)
-                case c.PageTextDone():
-                    await self._text_done(session, story, result, changes)
-                case c.PageFailed():
-                    await self._page_failed(session, story, result, changes)
-                case c.PageWaiting():
-                    await self._page_waiting(session, story, result, changes)
-                case c.PageResumed():
-                    await self._page_resumed(session, story, result, changes)
-                case c.ImageReady():
-                    await self._image_ready(session, story, result, changes)
-                case c.ImageFailed():
-                    await self._image_failed(session, story, result, changes)
-            changes.last_seq = story.last_seq
+        (changes,) = await self.apply_many([result])
+        if changes is None:
+            raise NotFound(f"No story with id {result.story_id!r}. Start a new story.")
         return changes
+
+    async def apply_many(self, results: Sequence[Any]) -> list[Changes | None]:
+        """Apply results in their order in one transaction, one Changes each (None: no
+        such story). Each story's change still commits with its events and outbox rows;
+        the batch only shares the commit, the round trips and the write lock."""
+        out: list[Changes | None] = []
+        async with self._tx() as session:
+            stories = await self._lock_stories(session, {r.story_id for r in results})
+            tally = Tally()
+            for result in results:
+                story = stories.get(result.story_id)
+                if story is None:
+                    out.append(None)
+                    continue
+                changes = Changes()
+                if isinstance(result, c.UsageReport):
+                    for name in COUNTERS:
+                        setattr(story, name, getattr(story, name) + int(getattr(result, name)))
+                    tally.add(result)
+                else:
+                    await self._apply_one(session, story, result, changes)
+                changes.last_seq = story.last_seq
+                out.append(changes)
+            await tally.write(session)
+        return out
+
+    async def _lock_stories(self, session: AsyncSession, ids: set[str]) -> dict[str, Story]:
+        """Lock the batch's stories in one round trip, in id order (two batches that
+        share stories never deadlock), and load their pages with them."""
+        found = await session.execute(
+            select(Story).where(Story.id.in_(sorted(ids))).order_by(Story.id).with_for_update()
+        )
+        stories = {s.id: s for s in found.scalars()}
+        if stories:
+            # Into the session's identity map: each result's session.get finds its page there.
+            await session.execute(select(Page).where(Page.story_id.in_(sorted(stories))))
+        return stories
+
+    async def _apply_one(self, session: AsyncSession, story: Story, result: Any, changes: Changes) -> None:
+        match result:
+            case c.OutlineReady():
+                await self._outline_ready(session, story, result, changes)
+            case c.ImageRequested():
+                await self._image_requested(session, story, result, changes)
+            case c.PageTextDone():
+                await self._text_done(session, story, result, changes)
+            case c.PageFailed():
+                await self._page_failed(session, story, result, changes)
+            case c.PageWaiting():
+                await self._page_waiting(session, story, result, changes)
+            case c.PageResumed():
+                await self._page_resumed(session, story, result, changes)
+            case c.ImageReady():
+                await self._image_ready(session, story, result, changes)
+            case c.ImageFailed():
+                await self._image_failed(session, story, result, changes)
 
     async def _outline_ready(
         self, session: AsyncSession, story: Story, r: c.OutlineReady, changes: Changes
