@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
@@ -43,6 +43,17 @@ class Link:
         """Now, without waiting (a request must get its 503 at once while the broker is away)."""
         connection = self._connection
         return connection is not None and connection.connected.is_set() and not connection.is_closed
+
+    def on_reconnected(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `callback` after each reconnect, once aio-pika has restored the channels,
+        their queues, bindings and consumers."""
+        if self._connection is None:
+            raise RuntimeError("the broker link is not connected yet: call connect() first")
+
+        async def run(*_: object) -> None:
+            await callback()
+
+        self._connection.reconnect_callbacks.add(run)
 
     async def channel(self, *, confirms: bool = True) -> AbstractChannel:
         if self._connection is None:

@@ -54,6 +54,16 @@ LIVE_DROPPED = Counter(
     "Live frames (text deltas, events) that could not be sent; readers mend them from the store.",
     registry=REGISTRY,
 )
+LIVE_RECEIVED = Counter(
+    f"{PREFIX}_live_frames_received_total",
+    "Live frames this gateway received: only those of the stories its own sockets read.",
+    registry=REGISTRY,
+)
+LIVE_STORIES = Gauge(
+    f"{PREFIX}_live_stories_followed",
+    "Stories whose live frames this gateway receives (bound to its live queue).",
+    registry=REGISTRY,
+)
 WS_CONNECTIONS = Gauge(
     f"{PREFIX}_ws_connections",
     "Reader sockets open on this gateway process.",

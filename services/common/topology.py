@@ -42,7 +42,8 @@ class Topology:
 
     @property
     def live_exchange(self) -> RabbitExchange:
-        # Topic, routed by `story.<id>`: every gateway replica binds its own queue.
+        # Topic, routed by `story.<id>`: each gateway replica binds its own queue with
+        # the stories its sockets read (gateway/messaging/live.py).
         return RabbitExchange(f"{self.prefix}.live", type=ExchangeType.TOPIC, durable=True)
 
     @property
@@ -140,11 +141,11 @@ class Topology:
     def live_queue(self, replica: str) -> RabbitQueue:
         # One per gateway process, gone with it: what a replica missed while down is
         # in the store and replayed from there, so nothing here needs to survive.
+        # Bound per story while the replica has readers of it, never with `story.*`.
         return RabbitQueue(
             f"{self.prefix}.live.{replica}",
             exclusive=True,
             auto_delete=True,
-            routing_key="story.*",
             arguments={"x-max-length": 100_000, "x-message-ttl": 60_000},
         )
 

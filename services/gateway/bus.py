@@ -1,8 +1,9 @@
 """The gateway's side of RabbitMQ, put together: results in, story events and work out.
 
 Each job has its module under messaging/: what is consumed (consumers.py), the
-outbox relay (outbox.py), queue depths for metrics and admission (depth.py). This
-class starts and stops them, and publishes what a committed transaction produced.
+replica's live frames (live.py), the outbox relay (outbox.py), queue depths for
+metrics and admission (depth.py). This class starts and stops them, and publishes
+what a committed transaction produced.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from services.common.topology import Topology
 from services.gateway.hub import Hub
 from services.gateway.messaging.consumers import Results, subscribe
 from services.gateway.messaging.depth import DEPTH_EVERY, QueueDepths
+from services.gateway.messaging.live import LiveFeed
 from services.gateway.messaging.outbox import RELAY_EVERY, OutboxRelay
 from services.gateway.store.repo import Changes, Store
 
 log = logging.getLogger(__name__)
 
-SWEEP_EVERY = 2.0  # seconds between two sweeps of the hub's idle story channels
+# Seconds between two sweeps: pages whose writer went silent, and live bindings of
+# stories no socket here reads any more.
+SWEEP_EVERY = 2.0
 
 
 class GatewayBus:
@@ -36,13 +40,14 @@ class GatewayBus:
         self.topo = topology
         self.hub = hub
         self.replica = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.broker: RabbitBroker = make_broker(url, service="gateway", on_reconnected=[self._on_reconnected])
+        self.broker: RabbitBroker = make_broker(url, service="gateway")
         self.link = Link(url, name=f"gateway {self.replica}")
         self.live = LivePublisher(self.link, topology)
         self.outbox = OutboxRelay(broker=self.broker, topology=topology, store=store)
         self.depths = QueueDepths(link=self.link, topology=topology)
         self.results = Results(store=store, live=self.live, publish=self.publish_all)
-        subscribe(broker=self.broker, topo=topology, results=self.results, hub=hub, replica=self.replica)
+        self.feed = LiveFeed(link=self.link, topology=topology, replica=self.replica, hub=hub)
+        subscribe(broker=self.broker, topo=topology, results=self.results)
         self._loops: list[asyncio.Task[None]] = []
 
     @property
@@ -53,19 +58,20 @@ class GatewayBus:
     def connected(self) -> bool:
         return self.link.connected
 
-    def _on_reconnected(self, *_: object) -> None:
-        log.warning("reconnected to the broker; readers catch up from the store")
-        self.hub.resync_all()
-
     async def start(self) -> None:
         await self.link.connect()
         await declare_topology(self.link, self.topo)
         await self.broker.start()
+        await self.feed.start()
         self._loops = [
             _every(RELAY_EVERY, self.outbox.relay_once, name="outbox-relay"),
             _every(DEPTH_EVERY, self.depths.read_once, name="queue-depth"),
-            _every(SWEEP_EVERY, _sync(self.hub.sweep), name="hub-sweep"),
+            _every(SWEEP_EVERY, self._sweep, name="hub-sweep"),
         ]
+
+    async def _sweep(self) -> None:
+        self.hub.sweep()
+        await self.feed.sweep()
 
     async def stop(self) -> None:
         for task in self._loops:
@@ -86,13 +92,6 @@ class GatewayBus:
                 # Stored already: a frame lost on the way is replayed from the store (gap fill).
                 await self.live.publish(event)
         await self.outbox.publish([row for changes in committed for row in changes.outbox])
-
-
-def _sync(job: Callable[[], object]) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        job()
-
-    return run
 
 
 def _every(seconds: float, job: Callable[[], Awaitable[None]], *, name: str) -> asyncio.Task[None]:

@@ -1,10 +1,13 @@
 """Which reader sockets on this replica listen to which story, and the text being written.
 
-Every replica receives every live message (durable events after they are stored,
-and text deltas) from its own queue on the live exchange; the hub hands each one to
-the sockets of that story held here. It also keeps the text of each page being
-written, from its first delta, so a reader who connects mid-page sees the page from
-its beginning, not from wherever the stream happened to be.
+A replica receives the live messages (durable events after they are stored, and
+text deltas) of the stories its sockets read, from its own queue on the live
+exchange (messaging/live.py); the hub hands each one to the sockets of that story
+held here. It also keeps the text of each page being written, from its first delta,
+so a reader who connects mid-page sees the page from its beginning. A replica that
+starts following a story mid-page has no such beginning: its reader sees that page
+when its text is done (the page skips deltas past the text it has, and never shows
+a sentence with a hole), and the next pages stream.
 """
 
 from __future__ import annotations
@@ -78,6 +81,16 @@ class Hub:
         for subs in self._subs.values():
             for sub in subs:
                 sub.offer({"type": SYNC, "last_seq": None})
+
+    def resync(self, story_id: str) -> None:
+        """The story's sockets here read what they may have missed from the store."""
+        for sub in self._subs.get(story_id, ()):
+            sub.offer({"type": SYNC, "last_seq": None})
+
+    def forget(self, story_id: str) -> None:
+        """Drop the story's pages being written (its deltas stop coming here)."""
+        for key in [k for k in self._partial if k[0] == story_id]:
+            del self._partial[key]
 
     def dispatch(self, item: TextDelta | TextReset | SyncHint | LiveEvent) -> None:
         frame: dict[str, Any]

@@ -99,3 +99,27 @@ def redis_url() -> Iterator[str]:
         "No Redis for the tests: set TEST_REDIS_URL=redis://127.0.0.1:6379/0 "
         "(e.g. after `redis-server --daemonize yes`) or run them where Docker works."
     )
+
+
+async def create_database(admin_url: str) -> str:
+    """A new, empty PostgreSQL database on the server of `admin_url`; its URL."""
+    import asyncpg
+
+    name = unique("storytest_")
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_database(url: str) -> None:
+    import asyncpg
+
+    admin, name = url.rsplit("/", 1)
+    conn = await asyncpg.connect(f"{admin}/postgres".replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

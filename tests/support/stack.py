@@ -3,28 +3,72 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from services.devstack.procs import Stack, StackConfig, free_port
 from tests.support.broker import delete_topology
-from tests.support.infra import unique
+from tests.support.infra import create_database, drop_database, postgres_admin_url, unique
+
+T = TypeVar("T")
 
 ADMIN_TOKEN = "test-admin-token-0042"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
+def _in_thread(job: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end from sync code, even inside a running event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, job).result()
+
+
+@contextmanager
+def stack_database(tmp: Path) -> Iterator[str]:
+    """The stack's store: a SQLite file, or with TEST_STACK_STORE=postgres a fresh
+    database on TEST_POSTGRES_URL's server, dropped afterwards."""
+    store = os.environ.get("TEST_STACK_STORE", "sqlite")
+    if store == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp / 'stories.db'}"
+        return
+    if store != "postgres":
+        raise ValueError(f"TEST_STACK_STORE={store!r}: use sqlite (the default) or postgres")
+    with postgres_admin_url() as admin:
+        url = _in_thread(create_database(admin))
+        try:
+            yield url
+        finally:
+            _in_thread(drop_database(url))
+
+
 @contextmanager
 def running_stack(amqp_url: str, tmp: Path, *, name: str, **overrides: object) -> Iterator[Stack]:
+    if "database_url" in overrides:
+        with _running_stack(amqp_url, tmp, name=name, **overrides) as stack:  # type: ignore[arg-type]
+            yield stack
+        return
+    with (
+        stack_database(tmp) as database_url,
+        _running_stack(amqp_url, tmp, name=name, database_url=database_url, **overrides) as stack,
+    ):
+        yield stack
+
+
+@contextmanager
+def _running_stack(
+    amqp_url: str, tmp: Path, *, name: str, database_url: str, **overrides: object
+) -> Iterator[Stack]:
     prefix = unique(f"t{name}-")
     port = free_port()
     config = StackConfig(
         rabbitmq_url=amqp_url,
         prefix=prefix,
         gateway_port=port,
-        database_url=f"sqlite+aiosqlite:///{tmp / 'stories.db'}",
+        database_url=database_url,
         media_dir=tmp / "media",
         log_dir=ARTIFACTS / "logs" / name,
         story_pages=4,

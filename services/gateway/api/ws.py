@@ -1,7 +1,8 @@
 """The reader's WebSocket: replay what was missed, then live, each durable event once.
 
-Order of work on connect: subscribe to this replica's hub first, then replay from
-the store every event with seq > after, then drain the live queue. A live event with
+Order of work on connect: subscribe to this replica's hub and follow the story's live
+frames (the broker binds it to this replica's queue) first, then replay from the
+store every event with seq > after, then drain the live queue. A live event with
 a seq already sent is dropped; one that skips ahead (another replica stored events
 in between) makes us read the gap from the store. So a reader sees every durable
 event exactly once and in order, whichever replica wrote it.
@@ -23,6 +24,7 @@ from services.common import events as ev
 from services.gateway.api.errors import error_response, status_of, validation_message
 from services.gateway.guards import SocketLimits
 from services.gateway.hub import SYNC, Hub, Subscription
+from services.gateway.messaging.live import LiveFeed
 from services.gateway.store.errors import StoreError
 from services.gateway.store.repo import Store
 from services.gateway.stories import Choice, StoryService, unstorable
@@ -76,13 +78,16 @@ async def story_socket(websocket: WebSocket, story_id: str) -> None:
     with sockets.held(story_id, client):
         await websocket.accept()
         sub = hub.subscribe(story_id)
+        feed: LiveFeed = app.state.bus.feed
         try:
+            await feed.follow(story_id)
             session = _Session(websocket, store, hub, service, story_id, after)
             await session.run(sub)
         except WebSocketDisconnect:
             pass
         finally:
             hub.unsubscribe(sub)
+            feed.leave(story_id)
 
 
 def origin_allowed(websocket: WebSocket, allowed: str) -> bool:

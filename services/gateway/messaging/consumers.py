@@ -1,12 +1,12 @@
-"""What the gateway consumes: worker results, dead tasks, and the live fan-out.
+"""What the gateway consumes through FastStream: worker results and dead tasks.
 
 - `gateway.results` (shared by all replicas): each result is applied to the store
   once, its events get their `seq`, and they are published on the live exchange.
 - `dead.notify`: a task the broker gave up (it killed its consumer again and again)
   fails its page or picture, so no reader waits forever. A dead letter whose worker
   told the reader already (`x-reported`) changes nothing: every failure is reported once.
-- the replica's own live queue: every stored event and every text delta, handed to
-  the sockets this replica holds (see hub.py).
+
+The replica's own live queue is consumed on the process's own link (messaging/live.py).
 """
 
 from __future__ import annotations
@@ -16,16 +16,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from faststream.middlewares import AckPolicy
-from faststream.rabbit import Channel, RabbitBroker
-from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit import RabbitBroker
 
 from services.common import contracts as c
 from services.common.bus import LivePublisher
 from services.common.consumer import REPORTED, Delivery, consume, parser
 from services.common.errors import reader_error
 from services.common.topology import Topology
-from services.gateway.hub import Hub
 from services.gateway.messaging.batch import Batcher
 from services.gateway.store.repo import Changes, Store
 
@@ -116,7 +113,7 @@ def failure_of(body: bytes, headers: dict[str, Any], topo: Topology) -> c.PageFa
     return None
 
 
-def subscribe(*, broker: RabbitBroker, topo: Topology, results: Results, hub: Hub, replica: str) -> None:
+def subscribe(*, broker: RabbitBroker, topo: Topology, results: Results) -> None:
     # Prefetch of two batches: one being applied, the next one gathering meanwhile.
     queue, on_result = topo.results_queue, results.on_result
     consume(broker, topo, queue, on_result, parse=parser(c.result_adapter), prefetch=2 * BATCH_MOST)
@@ -128,19 +125,3 @@ def subscribe(*, broker: RabbitBroker, topo: Topology, results: Results, hub: Hu
 
     dead = topo.dead_notify_queue
     consume(broker, topo, dead, on_dead, parse=bytes, prefetch=16, exchange=topo.dead_exchange)
-
-    @broker.subscriber(
-        topo.live_queue(replica),
-        topo.live_exchange,
-        channel=Channel(prefetch_count=256),
-        ack_policy=AckPolicy.ACK_FIRST,
-    )
-    async def on_live(msg: RabbitMessage) -> None:
-        # Live frames are a courtesy: acknowledged on arrival, a lost one is replayed
-        # from the store, so they need none of the work queues' settling.
-        try:
-            item = c.live_adapter.validate_json(msg.body)
-        except ValueError:
-            log.error("malformed live message ignored")
-            return
-        hub.dispatch(item)
