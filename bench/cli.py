@@ -9,6 +9,7 @@ import logging
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from bench.procstat import CORES, raise_nofile
 from bench.report import render
 from bench.targets import check_all
 
-PHASES = ("overhead", "baseline", "sockets", "scaling", "capacity")
+PHASES = ("overhead", "baseline", "gateways", "sockets", "scaling", "capacity")
 
 
 def _ints(value: str) -> tuple[int, ...]:
@@ -110,7 +111,13 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--phases", type=_phases, default=d.phases, help=f"subset of {','.join(PHASES)}")
     p.add_argument("--rabbitmq-url", default=os.environ.get("RABBITMQ_URL", d.rabbitmq_url))
     p.add_argument(
-        "--store", choices=("sqlite", "postgres"), default=d.store, help="the gateway's story store"
+        "--store",
+        choices=("sqlite", "postgres"),
+        default=None,
+        help="one story store for every run (default: the latency run on both, the others on sqlite)",
+    )
+    p.add_argument(
+        "--gateways", type=_positive, default=d.gateways, help="gateway processes of the multi-gateway run"
     )
     p.add_argument(
         "--postgres-url",
@@ -152,7 +159,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         read_seconds=a.read_seconds,
         compression=a.compression,
         rabbitmq_url=a.rabbitmq_url,
-        store=a.store,
+        store=a.store or d.store,
+        stores=(a.store,) if a.store else d.stores,
+        gateways=a.gateways,
         postgres_url=a.postgres_url,
         out_dir=a.out,
         phases=a.phases,
@@ -202,7 +211,14 @@ async def run(options: Options, profile: Path | None, profile_dir: Path | None) 
         "machine": await machine(options.rabbitmq_url),
     }
     if "overhead" in options.phases:
-        results.update(await phases.overhead_and_baseline(options, profile, profile_dir))
+        for n, store in enumerate(options.stores):
+            found = await phases.overhead_and_baseline(replace(options, store=store), profile, profile_dir)
+            if n == 0:
+                results.update(found)
+            else:
+                results[f"overhead_{store}"] = found["overhead"]
+    if "gateways" in options.phases:
+        results["gateways"] = await phases.gateways(options)
     if "sockets" in options.phases:
         results["sockets"] = await phases.socket_memory(options)
     if "scaling" in options.phases:

@@ -43,10 +43,14 @@ class Options:
     read_seconds: float = 30.0
     compression: str = "browser"  # what the reader sockets offer: browser | none
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    store: str = "sqlite"  # the gateway's story store: sqlite | postgres
+    store: str = "sqlite"  # the story store of the sockets, scaling and capacity runs
+    # The latency run, once on each of these stores (the first one's is `overhead`).
+    stores: tuple[str, ...] = ("sqlite", "postgres")
+    # Gateway processes of the multi-gateway run (PostgreSQL; readers spread across them).
+    gateways: int = 2
     postgres_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     out_dir: str = "bench-results"
-    phases: tuple[str, ...] = ("overhead", "baseline", "sockets", "scaling", "capacity")
+    phases: tuple[str, ...] = ("overhead", "baseline", "gateways", "sockets", "scaling", "capacity")
     keep_logs: bool = False
     profile: bool = False
     run_timeout: float = 600.0  # seconds, per run of readers
@@ -91,6 +95,8 @@ def quick(base: Options) -> Options:
         compression=base.compression,
         rabbitmq_url=base.rabbitmq_url,
         store=base.store,
+        stores=base.stores,
+        gateways=base.gateways,
         postgres_url=base.postgres_url,
         out_dir=base.out_dir,
         phases=base.phases,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,18 @@ async def overhead_and_baseline(
     if profile_dir is not None:
         out["profiles"] = profiles.summarize(profile_dir)
     return out
+
+
+async def gateways(options: Options) -> dict[str, Any]:
+    """The latency run on PostgreSQL with several gateway processes, readers spread
+    across them: each gateway's live traffic should be its own readers' share."""
+    store = replace(options, store="postgres")
+    spec = replace(overhead_spec(store), gateways=options.gateways)
+    async with running(spec, rabbitmq_url=options.rabbitmq_url, keep_logs=options.keep_logs) as stack:
+        log.info("multi-gateway run: %d gateways, %d readers", options.gateways, options.readers)
+        name = f"gateways={options.gateways}"
+        run, _, _ = await load_run(name, stack, spec, store, readers=options.readers)
+    return run.as_dict()
 
 
 async def baseline(

@@ -11,6 +11,7 @@ moment a frame is received (before anything else is done with it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -92,6 +93,7 @@ class Reading:
     frames: int = 0
     create_retries: int = 0
     error: str | None = None
+    gateway: int = 0  # which gateway of the run it read from
 
     def done(self, pages: int) -> bool:
         return all(p in self.pages and self.pages[p].complete is not None for p in range(pages))
@@ -220,7 +222,7 @@ class StoryReader:
 
 
 async def play_all(
-    base_url: str,
+    base_urls: list[str],
     *,
     readers: int,
     pages: int,
@@ -229,16 +231,25 @@ async def play_all(
     limit: float,
     read_seconds: float = 0.0,
 ) -> tuple[list[Reading], float]:
-    """Run `readers` readers arriving over `ramp` seconds; their readings and the wall time."""
+    """Run `readers` readers arriving over `ramp` seconds, reader n on gateway n mod the
+    gateways; their readings and the wall time."""
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits, trust_env=False) as http:
+    async with contextlib.AsyncExitStack() as clients:
+        https = [
+            await clients.enter_async_context(
+                httpx.AsyncClient(base_url=url, timeout=60, limits=limits, trust_env=False)
+            )
+            for url in base_urls
+        ]
         started = time.monotonic()
 
         async def one(n: int) -> Reading:
             await asyncio.sleep(ramp * n / max(readers, 1))
+            at = n % len(base_urls)
             reader = StoryReader(
-                base_url, http, pages=pages, compression=compression, read_seconds=read_seconds
+                base_urls[at], https[at], pages=pages, compression=compression, read_seconds=read_seconds
             )
+            reader.reading.gateway = at
             return await reader.play(n, limit=limit)
 
         readings = await asyncio.gather(*(one(n) for n in range(readers)))

@@ -263,6 +263,7 @@ def render(results: dict[str, Any]) -> str:
         lines += processes(
             run, "C. PROCESSES during the latency run (CPU % of one core; machine % of all cores)"
         )
+    lines += stores_and_gateways(results)
     if s := results.get("sockets"):
         lines += sockets(s)
     if found := results.get("profiles"):
@@ -272,6 +273,35 @@ def render(results: dict[str, Any]) -> str:
     if found := results.get("capacity"):
         lines += capacity(found)
     return "\n".join(lines)
+
+
+def stores_and_gateways(results: dict[str, Any]) -> list[str]:
+    """The latency run on each store and the multi-gateway run, side by side, and each
+    gateway's live traffic next to its readers' share."""
+    runs = {
+        f"{r['spec'].get('store', 'sqlite')}, {r['spec'].get('gateways', 1)} gateway(s)": r
+        for key, r in results.items()
+        if key == "overhead" or key.startswith("overhead_") or key == "gateways"
+    }
+    if len(runs) < 2 and "gateways" not in results:
+        return []
+    lines = ["", "D. STORES AND GATEWAYS (overhead ms over the floor; complete / floor)"]
+    lines.append(f"  {'run':26}{'delta p50':>10}{'p99':>8}{'durable p99':>12}{'complete':>10}{'pages/s':>9}")
+    for label, r in runs.items():
+        ratio = r.get("complete_over_floor", {}).get("all pages", {})
+        delta, durable = r["delta_lag_ms"], r["event_lag_ms"]
+        lines.append(
+            f"  {label:26}{_f(delta.get('p50'), 1, 10)}{_f(delta.get('p99'), 1, 8)}"
+            f"{_f(durable.get('p99'), 1, 12)}{_f(ratio.get('p50'), 2, 10)}{_f(r['pages_per_s'], 2, 9)}"
+        )
+    for label, r in runs.items():
+        for name, g in r.get("gateways", {}).items():
+            lines.append(
+                f"    {label} {name}: {int(g['readers'])} readers, {int(g['live_received'])} live frames "
+                f"received ({_pct(100 * g['live_share'])}% of all; its readers got "
+                f"{_pct(100 * g['reader_share'])}% of the frames), {g['cpu_ms_per_page']:.0f} ms CPU per page"
+            )
+    return lines
 
 
 def _row(label: str, text: str) -> str:

@@ -63,6 +63,8 @@ class LoadRun:
     probes: dict[str, Any] = field(default_factory=dict)
     # group -> stretch between stored moments -> measured / floor / over summaries (ms)
     stages: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
+    # gateway process -> its readers, the live frames it received, its CPU per page
+    gateways: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,12 +141,13 @@ async def load_run(
     pace = options.read_seconds if read_seconds is None else read_seconds
     run = LoadRun(name=name, readers=readers, pages=options.pages, spec=asdict(spec), read_seconds=pace)
     busy_before = await wait_quiet(options.quiet_wait)
+    gateways = dict(sorted(stack.gateway_urls().items()))
     instruments = Instruments.of(stack)
     instruments.start()
     try:
         with profiled(profile):
             readings, run.wall_s = await play_all(
-                stack.gateway_url,
+                list(gateways.values()),
                 readers=readers,
                 pages=options.pages,
                 ramp=options.ramp if ramp is None else ramp,
@@ -159,7 +162,34 @@ async def load_run(
     run.consumers = await metrics.scrape(urls, run.wall_s)
     jobs = await summarize(run, readings, stack, options)
     run.upstream_calls = await upstream_calls(stack, jobs)
+    run.gateways = await per_gateway(run, readings, gateways)
     return run, readings, jobs
+
+
+async def per_gateway(
+    run: LoadRun, readings: list[Reading], gateways: dict[str, str]
+) -> dict[str, dict[str, float]]:
+    """Each gateway's share of the live traffic next to its readers' share of the frames
+    they received: with live traffic following readers the two agree."""
+    out: dict[str, dict[str, float]] = {}
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
+        for at, (name, url) in enumerate(gateways.items()):
+            found = metrics.parse((await http.get(f"{url}/metrics")).text)
+            mine = [r for r in readings if r.gateway == at]
+            pages = sum(1 for r in mine for t in r.pages.values() if t.complete is not None)
+            cpu_s = run.processes.get(name, {}).get("cpu_s", 0.0)
+            out[name] = {
+                "readers": len(mine),
+                "reader_frames": sum(r.frames for r in mine),
+                "live_received": sum(v for n, _, v in found if n == "storybook_live_frames_received_total"),
+                "pages": pages,
+                "cpu_ms_per_page": round(1000 * cpu_s / pages, 1) if pages else 0.0,
+            }
+    live, frames = (sum(g[k] for g in out.values()) or 1.0 for k in ("live_received", "reader_frames"))
+    for g in out.values():
+        g["live_share"] = round(g["live_received"] / live, 4)
+        g["reader_share"] = round(g["reader_frames"] / frames, 4)
+    return out
 
 
 async def upstream_calls(stack: BenchStack, jobs: dict[str, list[PageJob]]) -> dict[str, int]:

@@ -55,6 +55,7 @@ class StackSpec:
     # The story store: "sqlite" (a file, the default install) or "postgres" (a database
     # made for the run on the server at postgres_url).
     store: str = "sqlite"
+    gateways: int = 1  # gateway processes, each on its own port (readers spread across them)
     postgres_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -74,6 +75,11 @@ class BenchStack:
     @property
     def gateway_url(self) -> str:
         return self.stack.gateway_url
+
+    def gateway_urls(self) -> dict[str, str]:
+        """Each running gateway by its process name ("gateway", "gateway-1", ...)."""
+        names = [n for n in self.stack.procs if n == "gateway" or n.startswith("gateway-")]
+        return {n: self.stack.gateway_url_of(0 if n == "gateway" else int(n.split("-")[1])) for n in names}
 
     def pids(self) -> dict[str, int]:
         return {
@@ -141,6 +147,9 @@ def _start(stack: Stack, spec: StackSpec) -> None:
         _start_profiled(stack, spec.profile_dir, with_workers=spec.with_workers)
     elif spec.gateway:
         stack.start_gateway(0)
+    if spec.gateway:
+        for n in range(1, spec.gateways):
+            stack.start_gateway(n)
     if spec.with_workers:
         first = 1 if spec.profile_dir is not None else 0
         for n in range(first, spec.llm_workers):
