@@ -298,8 +298,8 @@ def stores_and_gateways(results: dict[str, Any]) -> list[str]:
         for name, g in r.get("gateways", {}).items():
             lines.append(
                 f"    {label} {name}: {int(g['readers'])} readers, {int(g['live_received'])} live frames "
-                f"received ({_pct(100 * g['live_share'])}% of all; its readers got "
-                f"{_pct(100 * g['reader_share'])}% of the frames), {g['cpu_ms_per_page']:.0f} ms CPU per page"
+                f"received ({_pct(g['live_share'])}% of all; its readers got "
+                f"{_pct(g['reader_share'])}% of the frames), {g['cpu_ms_per_page']:.0f} ms CPU per page"
             )
     return lines
 
