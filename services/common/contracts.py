@@ -185,6 +185,8 @@ class PageTextDone(Contract):
     attempt: int = 1
     # A kind word for the reader when their typed idea was set aside.
     note: str | None = None
+    # What the picture shows, in the story's language (its alt text); older writers send none.
+    alt: str | None = None
 
 
 class PageFailed(Contract):
@@ -381,3 +383,6 @@ class PageDraft(Contract):
     illustration: str
     text: str
     choices: list[str] = Field(default_factory=list)
+    # One sentence saying what the picture shows, in the story's language: the picture's
+    # alt text for readers who cannot see it (the page, the share page and the EPUB).
+    alt: str = ""

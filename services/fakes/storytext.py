@@ -2,7 +2,7 @@
 
 The llm_worker's prompts put the facts after a `STORY_CONTEXT_JSON:` line. This
 module reads them and writes what a good model would: an outline, or one page as
-`{"illustration", "text", "choices"}` in that order, in Chinese or English. The
+`{"illustration", "text", "choices", "alt"}` in that order, in Chinese or English. The
 story follows the premise (the hero's species and the place come from it), the
 outline's character names, the page number and the reader's choice, and ends
 properly on the last page. Everything is seeded from a hash of the input, so the
@@ -802,6 +802,7 @@ def page(ctx: dict[str, Any]) -> dict[str, Any]:
         ending = rng.choice(ENDINGS)
         parts.append(((ending.zh if lang == "zh" else ending.en).format(**names), False))
         illustration = ending.picture.format(**names)
+        scene = ending.zh.format(**names)
         choices: list[str] = []
     else:
         beat = _beat_for(book, premise, lang, index)
@@ -810,6 +811,7 @@ def page(ctx: dict[str, Any]) -> dict[str, Any]:
             feelings = FEELINGS_ZH if lang == "zh" else FEELINGS_EN
             parts.append((rng.choice(feelings).format(**names), True))
         illustration = beat.picture.format(**names)
+        scene = beat.zh.format(**names)
         options = list(beat.options)
         rng.shuffle(options)
         count = 3 if rng.random() < 0.5 else 2
@@ -819,7 +821,16 @@ def page(ctx: dict[str, Any]) -> dict[str, Any]:
         "illustration": illustration,
         "text": _compose(parts, lang),
         "choices": choices,
+        "alt": _alt(illustration, scene, lang),
     }
+
+
+def _alt(illustration: str, scene_zh: str, lang: str) -> str:
+    """What the picture shows, in the story's language, as the model writes it."""
+    if lang == "en":
+        return illustration.rstrip(".") + "."
+    first = scene_zh.split("。")[0].strip("“”（完）")
+    return f"图里：{first}。"
 
 
 def _people(book: dict[str, Any], premise: str, lang: str) -> tuple[Person, Person]:

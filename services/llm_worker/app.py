@@ -394,6 +394,7 @@ class Writer:
                 image_prompt=prompts.image_prompt(task, draft.illustration),
                 attempt=task.attempt,
                 note=note,
+                alt=draft.alt or None,
             ),
             task.story_id,
         )

@@ -52,7 +52,7 @@ Nothing scary, violent or sad beyond what a picture book for the reader's age ho
 
 PAGE_SYSTEM = """You write one page of an illustrated interactive picture book for a child.
 Reply with ONE JSON object and nothing else, with exactly these keys IN THIS ORDER:
-{"illustration": string, "text": string, "choices": [string]}
+{"illustration": string, "text": string, "choices": [string], "alt": string}
 - "illustration" FIRST: one English sentence describing this page's picture (who is
   where, doing what, mood). Use the characters' names; their looks are added for you.
 - "text": the page itself, in the story language ("zh": Simplified Chinese,
@@ -60,6 +60,8 @@ Reply with ONE JSON object and nothing else, with exactly these keys IN THIS ORD
 - "choices": 2 or 3 short things the reader could choose to happen next, in the
   story language; an EMPTY list when is_last is true, and then the text brings the
   story to a happy, complete ending.
+- "alt" LAST: one short sentence in the story language saying what this page's picture
+  shows, for a child who cannot see it (it becomes the picture's alt text).
 Stay consistent with the story so far and the outline. {age_guide}
 {guard}"""
 

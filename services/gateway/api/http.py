@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import tempfile
@@ -158,6 +159,8 @@ async def _export(request: Request, story: dict[str, Any], fmt: str, *, inline: 
     if fmt not in EXPORTS:
         raise ApiError(404, "not_found", "Export as html, pdf or epub.")
     media_type, render = EXPORTS[fmt]
+    if inline:  # the page a share link opens: it may read itself aloud
+        render = functools.partial(export.to_html, shared=True)
     body = await asyncio.to_thread(render, story, request.app.state.settings.media_dir)
     # A Chinese title as the file name (RFC 6266/5987), with an ASCII name for old clients.
     name = quote(export.filename(story, fmt))

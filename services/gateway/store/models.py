@@ -71,6 +71,8 @@ class Page(Base):
     # "character_sheet" or "text_only", and why a page drew from text alone.
     image_reference: Mapped[str | None] = mapped_column(String(32), default=None)
     image_note: Mapped[str | None] = mapped_column(Text, default=None)
+    # What the picture shows, in the story's language: its alt text.
+    image_alt: Mapped[str | None] = mapped_column(Text, default=None)
     image_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 

@@ -528,6 +528,9 @@ class Store:
         done: dict[str, Any] = {"page": r.page, "text": page.text, "choices": page.choices}
         if r.note:
             done["note"] = r.note
+        if r.alt:
+            page.image_alt = r.alt
+            done["alt"] = r.alt
         self._append(session, story, changes, "page.text.done", done)
         if last:
             story.status = "ended"
@@ -708,6 +711,8 @@ class Store:
                         "created_at": _iso(story.created_at),
                         "pages": len([p for p in pages if p.status == "done"]),
                         "cover_url": media_url(cover) if cover else None,
+                        # The story waits for the reader, not for the writer: say so.
+                        "awaiting_choice": _awaits_choice(story, pages),
                     }
                 )
         return out
@@ -788,6 +793,18 @@ def _wire(row: Event) -> dict[str, Any]:
     return {**row.data, "at": _iso(row.at or utcnow())}
 
 
+def _awaits_choice(story: Story, pages: Sequence[Page]) -> bool:
+    latest = max(pages, key=lambda p: p.index, default=None)
+    return bool(
+        story.status == "in_progress"
+        and latest is not None
+        and latest.status == "done"
+        and latest.choices
+        and latest.chosen_choice is None
+        and latest.chosen_action is None
+    )
+
+
 def _page_view(p: Page, waiting: dict[str, Any] | None = None) -> dict[str, Any]:
     chosen = None
     if p.chosen_choice is not None or p.chosen_action is not None:
@@ -798,6 +815,7 @@ def _page_view(p: Page, waiting: dict[str, Any] | None = None) -> dict[str, Any]
         "text": p.text,
         "choices": list(p.choices or []),
         "chosen": chosen,
+        "alt": p.image_alt,
         "error": p.error,
         # The writer waits out a Moonshot rate limit or outage: why, and until when.
         "waiting": waiting,
