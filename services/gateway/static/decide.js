@@ -38,6 +38,18 @@ export function clampAge(v) {
   return Math.max(MIN_AGE, Math.min(MAX_AGE, n));
 }
 
+/** A shelf entry's state, as honest as the device knows: 'choose' means the story waits for the reader. */
+export function libraryStatus(entry) {
+  const status = entry.status || 'in_progress';
+  return status === 'in_progress' && entry.awaitingChoice ? 'choose' : status;
+}
+
+/** Does the story wait for the reader's choice (its latest page done, nothing chosen)? */
+export function awaitsChoice(story) {
+  const latest = story.pages[story.pages.length - 1];
+  return Boolean(story.status === 'in_progress' && latest && latest.status === 'done' && latest.choices.length && !chosenText(latest));
+}
+
 export const CHOICE_TINTS = ['sun', 'leaf', 'sky', 'berry'];
 
 /**

@@ -1,6 +1,7 @@
 // The device's shelf of stories, refreshed from the server when it answers.
 
 import { api } from './api.js';
+import { libraryStatus } from './decide.js';
 import { $, h, showToast, t } from './dom.js';
 import { STRINGS } from './i18n.js';
 import { render, session, ui } from './state.js';
@@ -57,7 +58,7 @@ export function renderLibrary(list, entries) {
   list.replaceChildren(
     ...entries.map((s, i) => {
       const title = s.title || s.premise || t('untitled');
-      const status = s.status || 'in_progress';
+      const status = libraryStatus(s);
       return h(
         'li',
         { class: 'lib-item', 'data-testid': 'library-item', 'data-story-id': s.id, 'data-status': status },

@@ -101,6 +101,7 @@ export function mergeServerLibrary(summaries) {
       language: s.language === 'en' || s.language === 'zh' ? s.language : undefined,
       pages: Number.isFinite(s.pages) ? s.pages : undefined,
       cover: s.cover_url || undefined,
+      awaitingChoice: typeof s.awaiting_choice === 'boolean' ? s.awaiting_choice : undefined,
       created_at: s.created_at || undefined,
     };
     for (const [k, v] of Object.entries(patch)) {

@@ -2,7 +2,7 @@
 
 import { renderPageText } from './view.js';
 import { api, ApiError, StorySocket } from '../api.js';
-import { firstPageToShow, isPlanning, latestIndex } from '../decide.js';
+import { awaitsChoice, firstPageToShow, isPlanning, latestIndex } from '../decide.js';
 import { $, announce, errorText, noteServerDate, scrollBehavior, showToast, t } from '../dom.js';
 import { friendlyError } from '../i18n.js';
 import { stopSpeaking, toggleReadAloud } from '../speech.js';
@@ -32,6 +32,7 @@ export function syncLibrary(c) {
     language: s.language,
     style: s.style || undefined,
     age: s.age,
+    awaitingChoice: awaitsChoice(s),
   });
 }
 

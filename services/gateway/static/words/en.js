@@ -1,5 +1,8 @@
 // Every sentence the reader sees, in English.
 
+/** "a" or "an" before a number said aloud: an 8-year-old, an 11-year-old, an 18-year-old. */
+export const anA = (n) => ([11, 18].includes(Number(n)) || String(n).startsWith('8') ? 'an' : 'a');
+
 export const en = {
   htmlLang: 'en',
   docTitle: 'Storybook · Make up stories together',
@@ -60,7 +63,7 @@ export const en = {
   libraryRemove: (title) => `Take “${title}” off the shelf`,
   removed: (title) => `“${title}” was taken off the shelf.`,
   undo: 'Undo',
-  status: { in_progress: 'Still writing', ended: 'Finished', failed: 'Had a problem' },
+  status: { in_progress: 'Still writing', choose: 'Your turn to choose', ended: 'Finished', failed: 'Had a problem' },
   pagesCount: (n, total) => `${n} / ${total} pages`,
   untitled: 'A story without a name yet',
 
@@ -113,7 +116,7 @@ export const en = {
   backToReading: 'Back to the page',
   newStory: 'Tell a new story',
   print: 'Print',
-  byline: (age, style) => `For a ${age}-year-old · ${style}`,
+  byline: (age, style) => `For ${anA(age)} ${age}-year-old · ${style}`,
   theEndMark: '— The End —',
   storyFailed: "This story couldn't start.",
   storyFailedHint: 'You can tell it again with the same beginning.',

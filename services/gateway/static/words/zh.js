@@ -60,7 +60,7 @@ export const zh = {
   libraryRemove: (title) => `从书架上拿走《${title}》`,
   removed: (title) => `《${title}》已从书架上拿走。`,
   undo: '撤销',
-  status: { in_progress: '还在写', ended: '讲完啦', failed: '出了点问题' },
+  status: { in_progress: '还在写', choose: '等你来选', ended: '讲完啦', failed: '出了点问题' },
   pagesCount: (n, total) => `${n} / ${total} 页`,
   untitled: '还没有名字的故事',
 
