@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -44,7 +45,20 @@ def register_secrets(values: Iterable[str]) -> None:
             _secrets.add(value)
 
 
+# Per-story secrets cannot be registered one by one (every story has its own), so they
+# are recognised by where they travel: a socket URL's ?token=, a bearer header, a share
+# link. Uvicorn logs every socket's URL, and a story's token steers the story.
+_CARRIERS = re.compile(
+    r"(?P<lead>[?&](?:token|access_token)=|[Bb]earer\s+|/read/|/api/shared/)(?P<secret>[A-Za-z0-9_\-.~%]{4,})"
+)
+
+
+def _hide(match: re.Match[str]) -> str:
+    return match.group("lead") + mask(match.group("secret"))
+
+
 def scrub(text: str) -> str:
+    text = _CARRIERS.sub(_hide, text)
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, mask(secret))

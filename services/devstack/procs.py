@@ -208,6 +208,10 @@ class Stack:
                 JIMENG_API_URL=self.jimeng_url,
                 JIMENG_SESSION_ID="offline-fake-session",
             )
+        if cfg.use_fake_ark or cfg.use_fake_jimeng:
+            # The fake serves its pictures from loopback, which downloads refuse by default.
+            allowed = [a for a in env.get("IMAGE_FETCH_ALLOW", "").split(",") if a.strip()]
+            env["IMAGE_FETCH_ALLOW"] = ",".join([*allowed, "127.0.0.1/32"])
         if cfg.use_fake_moonshot or cfg.use_fake_jimeng or cfg.use_fake_ark:
             env.setdefault("APP_ENV", "development")
         env.update(cfg.extra_env)

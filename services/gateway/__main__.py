@@ -11,6 +11,7 @@ from services.common.runtime import tune_gc
 from services.common.settings import load_settings
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
+from services.gateway.guards import guarded_protocol
 
 
 def main() -> None:
@@ -26,6 +27,11 @@ def main() -> None:
         host=settings.gateway_host,
         port=settings.gateway_port,
         log_config=None,
+        http=guarded_protocol(settings.header_timeout),
+        # Only a configured proxy may say who the client is: the address decides the
+        # per-client limits, and anyone can send X-Forwarded-For.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         ws_max_size=64 * 1024,
         timeout_graceful_shutdown=10,
     )

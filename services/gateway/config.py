@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -30,6 +31,15 @@ class GatewaySettings(ServiceSettings):
     # Where a replica's socket buffers more than this many events for a slow reader,
     # the reader is disconnected and resumes with `after` instead of eating memory.
     ws_send_buffer: int = Field(default=1000, ge=10)
+    # Open reader sockets per story and per client address, on each gateway process.
+    ws_per_story: int = Field(default=20, ge=1)
+    ws_per_client: int = Field(default=60, ge=1)
+    # Addresses of the reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed (comma-separated IPs or CIDRs, "*" for any). Empty: the peer's own
+    # address is the client's, whatever headers it sends.
+    forwarded_allow_ips: str = ""
+    # Seconds a client has to send a request's headers before its connection is closed.
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
 
     @field_validator("admin_token")
     @classmethod
@@ -40,6 +50,21 @@ class GatewaySettings(ServiceSettings):
         if len(value.get_secret_value()) < 16:
             raise ValueError("is shorter than 16 characters; use a long random value")
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _forwarded(cls, value: str) -> str:
+        for item in (i.strip() for i in value.split(",")):
+            if not item or item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR; "
+                    "list the proxies' addresses, e.g. 10.0.0.5,172.18.0.0/16"
+                ) from None
+        return value.strip()
 
     @field_validator("database_url")
     @classmethod

@@ -6,7 +6,7 @@ import logging
 import time
 import unicodedata
 from collections import OrderedDict, deque
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -40,6 +40,27 @@ def no_control_characters(value: str | None) -> str | None:
     if bad:
         raise ValueError(f"contains a control character (U+{ord(bad[0]):04X}); remove it")
     return value
+
+
+def unstorable(value: Any) -> str | None:
+    """What no database column takes: an unpaired surrogate (a JSON "\\ud800") or NUL."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "contains a control character (U+0000)"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "contains an unpaired surrogate (\\ud800-\\udfff)"
+    return None
+
 
 
 class NewStory(BaseModel):

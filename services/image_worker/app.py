@@ -122,7 +122,12 @@ class Illustrator:
         self.settings.media_dir.mkdir(parents=True, exist_ok=True)
         self.provider = make_provider(self.settings, self.sessions)
         await self.provider.start()
-        self.downloader = Downloader(max_bytes=self.settings.image_max_bytes)
+        self.downloader = Downloader(
+            max_bytes=self.settings.image_max_bytes,
+            allow=self.settings.image_fetch_allow,
+            max_side=self.settings.image_max_side,
+            max_pixels=self.settings.image_max_pixels,
+        )
 
     async def stop(self) -> None:
         if self.provider is not None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from services.common.settings import ServiceSettings, secret_ok
 
@@ -64,6 +64,13 @@ class ImageSettings(ServiceSettings):
     image_concurrency: int = Field(default=16, ge=1, le=1000)
     image_max_attempts: int = Field(default=3, ge=1, le=10)
     image_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # A picture wider or taller than this, or with more pixels, is refused before it
+    # is decoded in full (jimeng's 4k at 21:9 is about 6000×2600).
+    image_max_side: int = Field(default=8192, ge=64, le=65535)
+    image_max_pixels: int = Field(default=40_000_000, ge=4096, le=178_000_000)
+    # Addresses pictures may be downloaded from besides public ones: comma-separated
+    # networks (127.0.0.1/32, 10.0.0.0/8) or host names (fake-jimeng). Empty: public only.
+    image_fetch_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # How long a page's picture waits for the story's character sheet before it is
     # drawn from its text alone (seconds).
     image_sheet_wait: float = Field(default=120.0, ge=0)
@@ -116,6 +123,13 @@ class ImageSettings(ServiceSettings):
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("must be an http(s) URL like http://jimeng-api:5100")
         return value.rstrip("/")
+
+    @field_validator("image_fetch_allow", mode="before")
+    @classmethod
+    def _allow(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator("jimeng_session_id")
     @classmethod

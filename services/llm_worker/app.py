@@ -74,6 +74,12 @@ class Attempt:
     resumed: c.PageResumed | None = None
 
 
+def _outline_texts(outline: c.Outline) -> list[str]:
+    """Every part of an outline a reader or a picture prompt will carry."""
+    people = [part for ch in outline.characters for part in (ch.name, ch.look)]
+    return [outline.title, outline.style, outline.setting, *people, *outline.arc]
+
+
 def _lead_style(task: c.OutlineTask, style: str) -> str:
     """The reader's chosen style leads; the model's wording of it follows."""
     if task.brief.style.lower() in style.lower():
@@ -279,6 +285,9 @@ class Writer:
         except (ValueError, ValidationError) as exc:
             raise LlmError("llm_bad_output", f"the outline was not usable: {exc}", True) from None
         outline = outline.model_copy(update={"style": _lead_style(task, outline.style)})
+        if not safety.check_all(_outline_texts(outline), age=task.brief.age).ok:
+            # Title, names and looks reach the reader and every picture prompt.
+            raise LlmError("llm_unsafe_output", "the outline was not fit for the reader's age", True)
         log.info("outline written", extra={"story_id": task.story_id, "usage": vars(attempt.usage)})
         await self._result(
             c.OutlineReady(story_id=task.story_id, outline=outline, attempt=task.attempt), task.story_id
@@ -292,11 +301,16 @@ class Writer:
         every page's picture uses it as its reference, so the rabbit on page three is the
         rabbit from page one."""
         key = c.sheet_key(characters, style)
+        prompt = c.sheet_prompt(characters, style)
+        if not safety.check(prompt, age=task.brief.age).ok:
+            raise LlmError(
+                "llm_unsafe_output", "the characters' looks were not fit for the reader's age", True
+            )
         await self._picture(
             c.ImageTask(
                 story_id=task.story_id,
                 page=c.SHEET_PAGE,
-                prompt=c.sheet_prompt(characters, style),
+                prompt=prompt,
                 kind="sheet",
                 ratio="16:9",
                 sheet=key,
@@ -317,14 +331,17 @@ class Writer:
     ) -> None:
         requested = False
 
+        def scene(illustration: str) -> str:
+            if not safety.check(illustration, age=task.brief.age).ok:
+                return prompts.safe_scene(task.outline)
+            return illustration
+
         async def request_image(illustration: str) -> None:
             nonlocal requested
             if requested:
                 return
             requested = True
-            if not safety.check(illustration, age=task.brief.age).ok:
-                illustration = prompts.safe_scene(task.outline)
-            prompt = prompts.image_prompt(task, illustration)
+            prompt = prompts.image_prompt(task, scene(illustration))
             await self._result(
                 c.ImageRequested(
                     story_id=task.story_id, page=task.page, prompt=prompt, attempt=task.image_attempt
@@ -381,6 +398,8 @@ class Writer:
             raise LlmError("llm_bad_output", f"the page was not usable: {exc}", True) from None
         if not task.is_last and len(draft.choices) < 2:
             raise LlmError("llm_bad_output", "the page has fewer than 2 choices", True)
+        if not task.is_last and not safety.check_all(draft.choices[:3], age=task.brief.age).ok:
+            raise LlmError("llm_unsafe_output", "a choice was not fit for the reader's age", True)
         usage = vars(attempt.usage)
         log.info("page written", extra={"story_id": task.story_id, "page": task.page, "usage": usage})
         PAGES.labels("done").inc()
@@ -391,7 +410,7 @@ class Writer:
                 page=task.page,
                 text=draft.text,
                 choices=[] if task.is_last else draft.choices[:3],
-                image_prompt=prompts.image_prompt(task, draft.illustration),
+                image_prompt=prompts.image_prompt(task, scene(draft.illustration)),
                 attempt=task.attempt,
                 note=note,
                 alt=draft.alt or None,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from services.devstack.procs import Stack
@@ -61,7 +63,8 @@ def check_error(r: httpx.Response, allowed: set[int]) -> None:
 @given(body=st.one_of(story_bodies, json_values))
 def test_new_story_inputs(stack: Stack, body: Any) -> None:
     r = httpx.post(f"{stack.gateway_url}/api/stories", json=body, timeout=30)
-    check_error(r, {201, 413, 422})
+    # No body at all (json=None) goes without a content type: not JSON, so 415.
+    check_error(r, {201, 413, 422} | ({415} if body is None else set()))
 
 
 @FUZZ
@@ -87,7 +90,7 @@ def test_choice_inputs(stack: Stack, story: dict[str, str], body: Any, token: st
         json=body,
         headers={"Authorization": f"Bearer {auth}"} if auth else {},
     )
-    check_error(r, {202, 401, 403, 409, 422})
+    check_error(r, {202, 401, 403, 409, 422} | ({415} if body is None else set()))
 
 
 @FUZZ
@@ -111,3 +114,113 @@ def test_socket_frames(stack: Stack, story: dict[str, str], frames: list[str]) -
         headers={"Authorization": f"Bearer {story['token']}"},
     )
     assert r.status_code == 200
+
+
+# ----------------------------------------------------------------- what breaks parsers and databases
+
+# Numbers far beyond any database integer, and beyond what Python converts from text
+# (over 4300 digits), as JSON number text.
+huge_numbers = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.integers(min_value=4000, max_value=6000).map(lambda n: "9" * n),
+    st.sampled_from(["1e999", "-1e999", "1e-99999", "123456789012345678901234567890.5"]),
+)
+# Text no database column takes: unpaired surrogates and NUL, sent as JSON escapes.
+unstorable_text = st.text(
+    alphabet=st.sampled_from(["\ud800", "\udfff", "\x00", "a", "熊"]), min_size=1, max_size=8
+)
+# A path segment: anything but a slash or a dot segment.
+segments = st.text(max_size=40).filter(lambda t: "/" not in t and t not in ("", ".", ".."))
+JSON = {"content-type": "application/json"}
+
+
+@FUZZ
+@given(depth=st.integers(min_value=1, max_value=20_000), opener=st.sampled_from(["[", '{"a":']))
+def test_deep_nesting(stack: Stack, depth: int, opener: str) -> None:
+    r = httpx.post(
+        f"{stack.gateway_url}/api/stories",
+        content=opener * depth,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    check_error(r, {413, 422})
+
+
+@FUZZ
+@given(field=st.sampled_from(["age", "premise", "style", "language"]), number=huge_numbers)
+def test_huge_numbers(stack: Stack, field: str, number: str) -> None:
+    body = '{"premise": "小熊", "%s": %s}' % (field, number)  # noqa: UP031 - raw JSON on purpose
+    r = httpx.post(f"{stack.gateway_url}/api/stories", content=body, headers=JSON, timeout=30)
+    check_error(r, {413, 422})
+
+
+@FUZZ
+@given(text=unstorable_text, where=st.sampled_from(["premise", "style", "library"]))
+def test_text_no_database_takes(stack: Stack, text: str, where: str) -> None:
+    if where == "library":
+        url, body = "/api/library", {"stories": [{"story_id": text, "token": text}]}
+    else:
+        url, body = "/api/stories", {"premise": "小熊的生日", where: text}
+    r = httpx.post(
+        f"{stack.gateway_url}{url}",
+        content=json.dumps(body),  # ensure_ascii: surrogates travel as \ud800 escapes
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    check_error(r, {200, 201, 422})
+
+
+@FUZZ
+@given(
+    page=st.one_of(huge_numbers, segments),
+    call=st.sampled_from(["image/retry", "retry"]),
+    token=st.sampled_from(["right", "wrong"]),
+)
+def test_path_numbers(stack: Stack, story: dict[str, str], page: str, call: str, token: str) -> None:
+    auth = story["token"] if token == "right" else "nope"
+    r = httpx.post(
+        f"{stack.gateway_url}/api/stories/{story['story_id']}/pages/{quote(page, safe='')}/{call}",
+        headers={"Authorization": f"Bearer {auth}"},
+        timeout=30,
+    )
+    check_error(r, {202, 403, 404, 409, 422})
+
+
+@FUZZ
+@given(after=st.one_of(huge_numbers, st.text(max_size=12)))
+def test_socket_after(stack: Stack, story: dict[str, str], after: str) -> None:
+    base = stack.gateway_url.replace("http", "ws")
+    url = f"{base}/ws/stories/{story['story_id']}?token={story['token']}&after={quote(after, safe='')}"
+    try:
+        with connect(url, open_timeout=10) as ws:
+            ws.send('{"type": "ping"}')
+            while json.loads(ws.recv(timeout=10))["type"] != "pong":
+                pass
+    except InvalidStatus as exc:
+        assert exc.response.status_code == 422
+        assert json.loads(exc.response.body or b"{}")["error"]["code"] == "invalid_input"
+
+
+@FUZZ
+@given(depth=st.integers(min_value=900, max_value=20_000), text=unstorable_text)
+def test_socket_frames_that_break_parsers(stack: Stack, story: dict[str, str], depth: int, text: str) -> None:
+    base = stack.gateway_url.replace("http", "ws")
+    url = f"{base}/ws/stories/{story['story_id']}?token={story['token']}&after=1000000"
+    with connect(url, open_timeout=10, max_size=None) as ws:
+        ws.send("[" * depth)
+        ws.send(json.dumps({"type": "act", "page": 0, "text": text}))
+        ws.send('{"type": "ping"}')
+        errors = 0
+        while True:
+            msg = json.loads(ws.recv(timeout=10))
+            if msg["type"] == "pong":
+                break
+            errors += msg["type"] == "error"
+        assert errors >= 1
+
+
+@FUZZ
+@given(name=segments)
+def test_media_names(stack: Stack, story: dict[str, str], name: str) -> None:
+    r = httpx.get(f"{stack.gateway_url}/media/{story['story_id']}/{quote(name, safe='')}", timeout=30)
+    check_error(r, {404})

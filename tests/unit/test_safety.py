@@ -16,6 +16,16 @@ HOSTILE = [
     "a naked princess",
     "关于毒品的故事",
     "the bear who wanted suicide",
+    "the wolf murders the lamb",  # inflections
+    "he killed the bird",
+    "k i l l s the princess",  # spelled out
+    "k.i.l.l the dragon",
+    "k\u200bill the dragon",  # a zero-width space inside
+    "K\u0456ll the dragon",  # Cyrillic і
+    "a b\u03bfmb in the school",  # Greek ο
+    "k1ll the cat",
+    "小兔子杀\u200b人了",
+    "杀-人-魔",
 ]
 FINE = [
     "一只想去月亮上的小兔子",
@@ -24,6 +34,13 @@ FINE = [
     "a shooting star",
     "小熊过生日，朋友们送来蛋糕",
     "熊猫想学游泳",
+    # Listed words in their everyday, harmless sense.
+    "一只杀人鲸宝宝学游泳",
+    "小兔子摔倒了，膝盖流血了，但是它很勇敢",
+    "A water gun fight with grandpa",
+    "a baby killer whale learns to swim",
+    "一只大麻雀在屋顶上唱歌",
+    "a bullet train ride to the sea",
 ]
 
 

@@ -83,3 +83,38 @@ def test_secret_never_printed_in_refusals_or_logs(monkeypatch: pytest.MonkeyPatc
     record = logging.LogRecord("x", logging.ERROR, "f", 1, f"call failed with key {secret}", None, None)
     out = JsonFormatter("llm_worker").format(record)
     assert secret not in out and "…9876" in out
+
+
+@pytest.mark.parametrize(
+    "message, secret",
+    [
+        ('1.2.3.4:5 - "WebSocket /ws/stories/a?token=Zk3_-pQ9xY0aBcDeFgHi&after=3"', "Zk3_-pQ9xY0aBcDeFgHi"),
+        ("GET /read/Q2hhcmxpZS1zaGFyZS0x HTTP/1.1 404", "Q2hhcmxpZS1zaGFyZS0x"),
+        ("GET /api/shared/Q2hhcmxpZS1zaGFyZS0x/export/html", "Q2hhcmxpZS1zaGFyZS0x"),
+        ("headers {'authorization': 'Bearer s3cr3t-story-token-value'}", "s3cr3t-story-token-value"),
+    ],
+)
+def test_story_tokens_and_share_ids_are_masked_in_every_line(message: str, secret: str) -> None:
+    """Per-story secrets cannot be registered one by one; they are known by where they travel."""
+    import logging
+
+    record = logging.LogRecord("uvicorn.error", logging.INFO, "f", 1, message, None, None)
+    out = JsonFormatter("gateway").format(record)
+    assert secret not in out and f"…{secret[-4:]}" in out
+
+
+def test_forwarded_allow_ips_must_be_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.5, proxy.example")
+    (line,) = lines(GatewaySettings, "gateway")
+    assert "FORWARDED_ALLOW_IPS" in line and "'proxy.example' is not an IP address or CIDR" in line
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.5,172.18.0.0/16")
+    assert GatewaySettings().forwarded_allow_ips == "10.0.0.5,172.18.0.0/16"
+
+
+def test_image_fetch_allow_is_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JIMENG_API_URL", "http://jimeng-api:5100")
+    monkeypatch.setenv("JIMENG_SESSION_ID", "a-real-looking-session-id-1")
+    monkeypatch.setenv("IMAGE_FETCH_ALLOW", "127.0.0.1/32, fake-jimeng,")
+    assert ImageSettings().image_fetch_allow == ["127.0.0.1/32", "fake-jimeng"]
+    monkeypatch.delenv("IMAGE_FETCH_ALLOW")
+    assert ImageSettings().image_fetch_allow == []

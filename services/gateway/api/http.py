@@ -10,7 +10,7 @@ import tempfile
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
@@ -19,7 +19,7 @@ from services.gateway import export
 from services.gateway.api.errors import ApiError, validation_message
 from services.gateway.hub import Hub
 from services.gateway.store.repo import Store
-from services.gateway.stories import Choice, NewStory, StoryService
+from services.gateway.stories import Choice, NewStory, StoryService, unstorable
 
 router = APIRouter()
 
@@ -54,13 +54,39 @@ def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
 TokenDep = Annotated[str, Depends(bearer)]
 
 
+# A page number in a path: far above any story's length, far below what a database
+# integer holds (an overflowing one must be a 422, not a dropped connection).
+PageNumber = Annotated[int, Path(ge=0, le=10_000)]
+
+
+def _json_only(request: Request) -> None:
+    # A form or text/plain POST can be sent by any web page without asking first;
+    # a JSON one cannot. So state-changing calls take JSON and nothing else.
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"This call takes a JSON body, not {ctype or 'a body without a type'}; "
+            "send it with the header 'Content-Type: application/json'.",
+        )
+
+
 async def json_body(request: Request, model: type[Any]) -> Any:
-    """Parse the body ourselves so every bad body gets the same clear 422."""
+    """Parse the body ourselves so every bad body gets the same clear error."""
+    _json_only(request)
     raw = await request.body()
     try:
         data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except RecursionError:
+        raise ApiError(
+            422, "invalid_input", "The body is nested too deeply; send a flat JSON object."
+        ) from None
+    except (ValueError, UnicodeDecodeError):
+        # ValueError also covers numbers with more digits than Python converts.
         raise ApiError(422, "invalid_input", "The body is not valid JSON; send a JSON object.") from None
+    if (problem := unstorable(data)) is not None:
+        raise ApiError(422, "invalid_input", f"The body {problem}; remove it and send it again.")
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_input", 'The body must be a JSON object, e.g. {"premise": "..."}.')
     try:
@@ -99,7 +125,7 @@ async def choose(story_id: str, request: Request, token: TokenDep, service: Serv
 
 
 @router.post("/api/stories/{story_id}/pages/{page}/image/retry", status_code=202)
-async def redraw(story_id: str, page: int, token: TokenDep, service: ServiceDep) -> dict[str, str]:
+async def redraw(story_id: str, page: PageNumber, token: TokenDep, service: ServiceDep) -> dict[str, str]:
     await service.store.authorize(story_id, token)
     await service.redraw(story_id, page)
     return {"status": "accepted"}
@@ -114,7 +140,7 @@ async def redraw_sheet(story_id: str, token: TokenDep, service: ServiceDep) -> d
 
 
 @router.post("/api/stories/{story_id}/pages/{page}/retry", status_code=202)
-async def retry_page(story_id: str, page: int, token: TokenDep, service: ServiceDep) -> dict[str, str]:
+async def retry_page(story_id: str, page: PageNumber, token: TokenDep, service: ServiceDep) -> dict[str, str]:
     await service.store.authorize(story_id, token)
     await service.retry(story_id, page)
     return {"status": "accepted"}

@@ -20,9 +20,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from services.gateway.api.errors import error_response, validation_message
+from services.gateway.guards import SocketLimits
 from services.gateway.hub import SYNC, Hub, Subscription
 from services.gateway.store.repo import Store, StoreError
-from services.gateway.stories import Choice, StoryService
+from services.gateway.stories import Choice, StoryService, unstorable
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -45,11 +46,15 @@ async def story_socket(websocket: WebSocket, story_id: str) -> None:
         return
     try:
         after = int(websocket.query_params.get("after", "0"))
-        if after < 0:
+        # Bounded so it fits a database integer: beyond that it is no seq ever sent.
+        if not 0 <= after < 2**31:
             raise ValueError
     except ValueError:
         await _deny(
-            websocket, 422, "invalid_input", "after must be a whole number >= 0 (the last seq you saw)."
+            websocket,
+            422,
+            "invalid_input",
+            "after must be a whole number from 0 to 2147483647 (the last seq you saw).",
         )
         return
     if not token:
@@ -61,15 +66,21 @@ async def story_socket(websocket: WebSocket, story_id: str) -> None:
         await _deny(websocket, exc.status, exc.code, exc.message)
         return
 
-    await websocket.accept()
-    sub = hub.subscribe(story_id)
-    try:
-        session = _Session(websocket, store, hub, service, story_id, after)
-        await session.run(sub)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        hub.unsubscribe(sub)
+    sockets: SocketLimits = app.state.sockets
+    client = websocket.client.host if websocket.client else "unknown"
+    if (why := sockets.refusal(story_id, client)) is not None:
+        await _deny(websocket, 429, "too_many_sockets", why)
+        return
+    with sockets.held(story_id, client):
+        await websocket.accept()
+        sub = hub.subscribe(story_id)
+        try:
+            session = _Session(websocket, store, hub, service, story_id, after)
+            await session.run(sub)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            hub.unsubscribe(sub)
 
 
 def origin_allowed(websocket: WebSocket, allowed: str) -> bool:
@@ -190,9 +201,9 @@ class _Session:
             raw = await self.ws.receive_text()
             try:
                 msg = json.loads(raw)
-                if not isinstance(msg, dict):
-                    raise ValueError("not an object")
-            except ValueError:
+                if not isinstance(msg, dict) or unstorable(msg) is not None:
+                    raise ValueError("not an object of plain text")
+            except (ValueError, RecursionError):
                 await self._error(
                     "invalid_input", 'Send JSON objects like {"type": "choose", "page": 0, "choice": 1}.'
                 )

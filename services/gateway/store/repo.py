@@ -749,6 +749,22 @@ class Store:
         ]
         return shared
 
+    async def is_current_picture(self, story_id: str, media_path: str) -> bool:
+        """Whether a page or the character sheet of this story shows this picture now.
+
+        Only these are served: a picture replaced by a redraw was judged not good
+        enough, and its old link must stop working."""
+        async with self.sessions() as session:
+            sheet = await session.execute(
+                select(Story.id).where(Story.id == story_id, Story.sheet_path == media_path)
+            )
+            if sheet.first() is not None:
+                return True
+            page = await session.execute(
+                select(Page.index).where(Page.story_id == story_id, Page.image_path == media_path).limit(1)
+            )
+            return page.first() is not None
+
     # ------------------------------------------------------------------ outbox
     async def pending_outbox(self, *, older_than: timedelta, limit: int = 100) -> list[Outbox]:
         cutoff = utcnow() - older_than
