@@ -69,6 +69,10 @@ class StoryBrief(Contract):
     language: Language
     style: str
     total_pages: int
+    # The child's own hero, when the parent gave one: its name, and their drawing (a
+    # media path) that the character sheet is drawn from.
+    hero_name: str | None = None
+    hero_picture: str = ""
 
 
 class PageSoFar(Contract):
@@ -160,6 +164,9 @@ class ImageTask(Contract):
     sheet: str = ""
     # Names this request, so a picture asked for twice is drawn once (image_worker.claims).
     request: str = ""
+    # A "sheet" task of a story with the child's own hero: that picture (a media path)
+    # is the sheet's reference, as the sheet is every page's.
+    hero: str = ""
 
 
 image_task_adapter: TypeAdapter[ImageTask] = TypeAdapter(ImageTask)

@@ -661,6 +661,9 @@ def outline(ctx: dict[str, Any]) -> dict[str, Any]:
     premise = str(ctx.get("premise") or "")
     total = _total_pages(ctx)
     hero, friend = _cast(premise, lang)
+    named = ctx.get("hero_name")
+    if isinstance(named, str) and named.strip():  # the child named their own hero
+        hero = Person(named.strip()[:30], hero.species)
     place = _place_from_premise(premise)
     names = {"h": hero.name, "f": friend.name, "H": hero.name, "F": friend.name}
     rng = _rng("title", premise, lang)

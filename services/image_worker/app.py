@@ -104,6 +104,22 @@ def data_uri(path: Path) -> str:
     return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
+def hero_reference(media_dir: Path, task: c.ImageTask) -> Path | None:
+    """The child's own hero picture a character sheet is drawn from: only a file in the
+    story's own media folder (the gateway wrote it there, re-encoded)."""
+    if task.kind != "sheet" or not task.hero:
+        return None
+    folder = (media_dir / task.story_id).resolve()
+    path = (media_dir / task.hero).resolve()
+    if path.parent != folder or not path.is_file():
+        log.warning(
+            "the hero picture is not in the story's folder; drawing from words",
+            extra={"story_id": task.story_id},
+        )
+        return None
+    return path
+
+
 class Illustrator:
     def __init__(self, *, settings: ImageSettings, broker: RabbitBroker, topology: Topology) -> None:
         self.settings = settings
@@ -156,7 +172,7 @@ class Illustrator:
                 return
         if task.kind == "sheet":
             await asyncio.to_thread(clear_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
-        reference: Path | None = None
+        reference: Path | None = hero_reference(self.settings.media_dir, task)
         note: str | None = None
         if task.use_sheet:
             waited = float(delivery.headers.get("x-sheet-wait", 0) or 0)

@@ -315,6 +315,7 @@ class Writer:
                 ratio="16:9",
                 sheet=key,
                 request=uuid.uuid4().hex,
+                hero=task.brief.hero_picture,
             )
         )
         log.info("character sheet requested", extra={"story_id": task.story_id})

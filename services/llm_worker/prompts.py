@@ -44,6 +44,8 @@ Reply with ONE JSON object and nothing else, with exactly these keys in this ord
   the same. 1-3 characters.
 - "style" is the art style for every illustration, built from the requested style.
 - "arc" has exactly total_pages short lines: beginning, adventure, gentle ending.
+- When "hero_name" is given, the main character is called exactly that (the child
+  named their own hero); keep the name as written.
 - Write title, names and arc in the story language ("zh": Simplified Chinese,
   "en": English); write "look" and "style" in English (the illustrator reads English
   best).
@@ -76,6 +78,8 @@ def outline_messages(task: OutlineTask) -> list[dict[str, str]]:
         "style": brief.style,
         "total_pages": brief.total_pages,
     }
+    if brief.hero_name:
+        context["hero_name"] = brief.hero_name
     return [
         {"role": "system", "content": OUTLINE_SYSTEM.replace("{guard}", GUARD)},
         {"role": "user", "content": _with_context("Plan this picture book.", context)},

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from services.common.metrics import READY
 from services.gateway import export
 from services.gateway.api.errors import ApiError, validation_message
+from services.gateway.guards import SHARE_CSP
 from services.gateway.hub import Hub
 from services.gateway.store.repo import Store
 from services.gateway.stories import Choice, NewStory, StoryService, unstorable
@@ -191,7 +192,10 @@ async def _export(request: Request, story: dict[str, Any], fmt: str, *, inline: 
     # A Chinese title as the file name (RFC 6266/5987), with an ASCII name for old clients.
     name = quote(export.filename(story, fmt))
     disposition = "inline" if inline else f"attachment; filename=\"story.{fmt}\"; filename*=UTF-8''{name}"
-    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
+    headers = {"Content-Disposition": disposition}
+    if inline:
+        headers["Content-Security-Policy"] = SHARE_CSP
+    return Response(body, media_type=media_type, headers=headers)
 
 
 @router.get("/api/stories/{story_id}/export/{fmt}")

@@ -3,6 +3,7 @@
 import { api, ApiError } from './api.js';
 import { clampAge, MAX_AGE, MAX_PREMISE, MIN_AGE } from './decide.js';
 import { $, announce, h, scrollBehavior, styleLabel, t } from './dom.js';
+import { clearHero, heroFields, wireHero } from './hero-form.js';
 import { formatWait, STRINGS, STYLES } from './i18n.js';
 import { renderLibrary } from './library.js';
 import { form, session, ui } from './state.js';
@@ -80,10 +81,16 @@ export function updateCount() {
   const el = $('premise-count');
   el.textContent = t('premiseCount', n, MAX_PREMISE);
   el.classList.toggle('near', n > MAX_PREMISE * 0.9);
+  // Pasted or typed past the limit: said at once, never cut without a word.
+  const over = n > MAX_PREMISE;
+  el.classList.toggle('over', over);
+  if (over) showPremiseError(t('premiseTooLong', MAX_PREMISE, n), 'long');
+  else if ($('premise-error').dataset.kind === 'long') clearPremiseError();
 }
 
-export function showPremiseError(msg) {
+export function showPremiseError(msg, kind = 'input') {
   const el = $('premise-error');
+  el.dataset.kind = kind;
   el.textContent = msg;
   el.hidden = false;
   $('premise').setAttribute('aria-invalid', 'true');
@@ -91,6 +98,7 @@ export function showPremiseError(msg) {
 
 export function clearPremiseError() {
   $('premise-error').hidden = true;
+  delete $('premise-error').dataset.kind;
   $('premise').removeAttribute('aria-invalid');
 }
 
@@ -113,7 +121,7 @@ export async function startStory(e) {
     return;
   }
   if (premise.length > MAX_PREMISE) {
-    showPremiseError(t('premiseTooLong', MAX_PREMISE));
+    showPremiseError(t('premiseTooLong', MAX_PREMISE, premise.length), 'long');
     $('premise').focus();
     return;
   }
@@ -124,7 +132,7 @@ export async function startStory(e) {
   const style = form.style;
   setStarting(true);
   try {
-    const { data } = await api.createStory({ premise, age, language, style });
+    const { data } = await api.createStory({ premise, age, language, style, ...heroFields() });
     if (!data || !data.story_id || !data.token) throw new ApiError(500, 'llm_failed', '');
     saveStoryEntry({
       id: data.story_id,
@@ -141,6 +149,8 @@ export async function startStory(e) {
       cover: null,
     });
     $('premise').value = '';
+    $('hero-name').value = '';
+    clearHero();
     updateCount();
     location.hash = `#/story/${encodeURIComponent(data.story_id)}`;
   } catch (err) {
@@ -242,10 +252,11 @@ export function startWith(premise) {
 /** The form's own events; `onUiLang` follows the story's language with the page's. */
 export function wireHome(onUiLang) {
   setAge($('age').value);
+  wireHero();
   $('story-form').addEventListener('submit', startStory);
   $('premise').addEventListener('input', () => {
-    updateCount();
     clearPremiseError();
+    updateCount();
   });
   $('premise').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.metaKey || e.ctrlKey)) startStory(e);

@@ -38,7 +38,8 @@ export function buildKeep(c, where) {
   const el = h(
     'section',
     { class: 'keep-card', 'data-testid': 'keep-panel', 'data-where': where, 'aria-labelledby': id('title') },
-    h('h3', { class: 'keep-title', id: id('title') }, t('keepTitle')),
+    // Under the whole story's title it is a section of its own; on the last page, under the page's.
+    h(where === 'whole' ? 'h2' : 'h3', { class: 'keep-title', id: id('title') }, t('keepTitle')),
     h('div', { class: 'keep-actions' }, share.button, dl.button),
     share.box,
     dl.box,

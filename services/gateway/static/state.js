@@ -25,7 +25,11 @@ export const session = {
 export const memory = new Map();
 
 /** What the new-story form holds besides its inputs. */
-export const form = { style: 'watercolor' };
+export const form = {
+  style: 'watercolor',
+  /** The hero's picture as the page will send it (a JPEG data URL), or null. */
+  heroPicture: null,
+};
 
 // Screens re-render through this hook, so they need not import the router (app.js).
 let renderer = () => {};

@@ -34,6 +34,9 @@ class Story(Base):
     # The character sheet every page's picture is drawn from.
     sheet_status: Mapped[str] = mapped_column(String(16), default="pending")
     sheet_path: Mapped[str | None] = mapped_column(Text, default=None)
+    # The child's own hero: a name, and their drawing (a media path) the sheet is drawn from.
+    hero_name: Mapped[str | None] = mapped_column(String(40), default=None)
+    hero_path: Mapped[str | None] = mapped_column(Text, default=None)
     # A read-only link to the finished story, once the reader shares it.
     share_id: Mapped[str | None] = mapped_column(String(40), unique=True, default=None)
     # What the story cost, every attempt counted.

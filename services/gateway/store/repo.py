@@ -199,6 +199,8 @@ class Store:
             language=story.language,
             style=story.style,
             total_pages=story.total_pages,
+            hero_name=story.hero_name,
+            hero_picture=story.hero_path or "",
         )
 
     def _page_task(self, story: Story, pages: Sequence[Page], page: Page) -> c.PageTask:
@@ -222,9 +224,18 @@ class Store:
 
     # ------------------------------------------------------------------ reader actions
     async def create_story(
-        self, *, premise: str, age: int, language: str, style: str, total_pages: int
+        self,
+        *,
+        premise: str,
+        age: int,
+        language: str,
+        style: str,
+        total_pages: int,
+        story_id: str | None = None,
+        hero_name: str | None = None,
+        hero_path: str | None = None,
     ) -> tuple[str, str, Changes]:
-        story_id = uuid.uuid4().hex
+        story_id = story_id or uuid.uuid4().hex
         token = secrets.token_urlsafe(32)
         changes = Changes()
         async with self._tx() as session:
@@ -238,6 +249,8 @@ class Store:
                 total_pages=total_pages,
                 last_seq=0,
                 status="in_progress",
+                hero_name=hero_name,
+                hero_path=hero_path,
             )
             session.add(story)
             await session.flush()  # the story row first: pages reference it
@@ -436,6 +449,7 @@ class Store:
                 kind="sheet",
                 sheet=_sheet_key(story),
                 request=uuid.uuid4().hex,
+                hero=story.hero_path or "",
             )
             self._send(session, changes, story_id, self.topo.image_key, task)
         return changes

@@ -1,5 +1,6 @@
 // The open story: loading it, its socket, and which page the reader looks at.
 
+import { wireChoicesCue } from './cue.js';
 import { renderPageText } from './view.js';
 import { api, ApiError, StorySocket } from '../api.js';
 import { awaitsChoice, firstPageToShow, isPlanning, latestIndex } from '../decide.js';
@@ -241,6 +242,7 @@ export function wireReader() {
   $('prev-page').addEventListener('click', () => turn(-1));
   $('next-page').addEventListener('click', () => turn(1));
   $('read-aloud').addEventListener('click', toggleReadAloud);
+  wireChoicesCue();
   document.addEventListener('keydown', (e) => {
     if (!session.current || session.current.mode !== 'reader' || e.defaultPrevented) return;
     if (e.altKey || e.ctrlKey || e.metaKey) return;

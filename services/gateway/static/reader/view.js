@@ -1,6 +1,7 @@
 // The reader screen: one page at a time, its head, notices and page dots.
 
 import { renderAfter, renderProblem } from './after.js';
+import { renderChoicesCue } from './cue.js';
 import { renderPageSheet, renderPicture, renderPictureNote } from './picture.js';
 import { setViewPage } from './session.js';
 import { firstPageToShow, firstWaiting, isPlanning, latestIndex, storyLang } from '../decide.js';
@@ -164,6 +165,7 @@ function renderBook(c, story) {
   renderPictureNote($('picture-note'), page);
   renderProblem($('page-problem'), page);
   renderAfter($('page-after'), page, story);
+  renderChoicesCue($('page-after').dataset.state);
   renderNav(story);
   updateReadAloud();
 }
