@@ -332,6 +332,7 @@ def axe_check(page: Page, screen: str) -> list[dict[str, Any]]:
             "repository (the Makefile does before the tests).",
             pytrace=False,
         )
+    settle(page)  # colours caught mid-transition are not the page's
     # evaluate() is not bound by the page's Content-Security-Policy, unlike a <script> tag.
     if not page.evaluate("() => Boolean(window.axe)"):
         page.evaluate(AXE_JS.read_text(encoding="utf-8"))
