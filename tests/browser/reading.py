@@ -85,6 +85,36 @@ RECORDER = """
 """
 
 
+# A speech engine that speaks nothing, in order, ~0.3 s an utterance: what the page sees of
+# a real one (onstart, onend). Headless Chromium has no voices to speak with.
+FAKE_SPEECH = """
+(() => {
+  const queue = [];
+  let speaking = null;
+  window.__spoken = [];
+  const next = () => {
+    speaking = queue.shift() || null;
+    if (!speaking) return;
+    const u = speaking;
+    window.__spoken.push(u.text);
+    setTimeout(() => { if (speaking === u) { u.onstart && u.onstart(); } }, 10);
+    setTimeout(() => { if (speaking === u) { u.onend && u.onend(); next(); } }, 300);
+  };
+  const synth = {
+    speak(u) { queue.push(u); if (!speaking) next(); },
+    cancel() { queue.length = 0; speaking = null; },
+    getVoices() { return []; },
+    addEventListener() {},
+  };
+  // Read-only attributes of Window: replaced, not assigned.
+  Object.defineProperty(window, 'speechSynthesis', { value: synth, configurable: true });
+  Object.defineProperty(window, 'SpeechSynthesisUtterance', {
+    value: function (text) { this.text = text; }, configurable: true,
+  });
+})();
+"""
+
+
 def chromium_path() -> str:
     path = shutil.which("chromium")
     if path is None:

@@ -22,6 +22,7 @@ from services.devstack.procs import Stack
 from tests.browser.reading import (
     CHOICES,
     DRAWING_WHILE_WRITING,
+    FAKE_SPEECH,
     SECRETS,
     STORY_PAGES,
     Traffic,
@@ -400,6 +401,7 @@ def test_07_the_end_share_download_and_the_whole_story(
 
     # The link opens on another device: the finished story, nothing to choose, no token.
     other = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    other.add_init_script(FAKE_SPEECH)
     try:
         shared = other.new_page()
         response = shared.goto(url)
@@ -415,6 +417,12 @@ def test_07_the_end_share_download_and_the_whole_story(
         expect(shared.locator("button")).to_have_count(1)
         expect(shared.locator("#make-own")).to_have_attribute("href", "/")
         axe_check(shared, "phone-shared-page")
+        # Read-aloud on the shared page marks the sentence being read.
+        shared.locator("#read-aloud").click()
+        expect(shared.locator(".page .text .sentence.reading")).to_have_count(1)
+        expect(shared.locator("#read-aloud")).to_have_attribute("aria-pressed", "true")
+        shared.locator("#read-aloud").click()
+        expect(shared.locator(".reading")).to_have_count(0)
         exported = httpx.get(url.replace("/read/", "/api/shared/") + "/export/html", timeout=30)
         assert exported.status_code == 200
         shared.set_content(exported.text)

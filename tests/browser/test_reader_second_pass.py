@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 from services.devstack.procs import Stack
 from tests.browser.reading import (
     CHOICES,
+    FAKE_SPEECH,
     axe_check,
     new_reader,
     screenshot,
@@ -24,36 +25,6 @@ from tests.browser.reading import (
 from tests.support.stack import ARTIFACTS
 
 pytestmark = pytest.mark.browser
-
-# A speech engine that speaks nothing, in order, ~0.3 s an utterance: what the page sees of
-# a real one (onstart, onend). Headless Chromium has no voices to speak with.
-FAKE_SPEECH = """
-(() => {
-  const queue = [];
-  let speaking = null;
-  window.__spoken = [];
-  const next = () => {
-    speaking = queue.shift() || null;
-    if (!speaking) return;
-    const u = speaking;
-    window.__spoken.push(u.text);
-    setTimeout(() => { if (speaking === u) { u.onstart && u.onstart(); } }, 10);
-    setTimeout(() => { if (speaking === u) { u.onend && u.onend(); next(); } }, 300);
-  };
-  const synth = {
-    speak(u) { queue.push(u); if (!speaking) next(); },
-    cancel() { queue.length = 0; speaking = null; },
-    getVoices() { return []; },
-    addEventListener() {},
-  };
-  // Read-only attributes of Window: replaced, not assigned.
-  Object.defineProperty(window, 'speechSynthesis', { value: synth, configurable: true });
-  Object.defineProperty(window, 'SpeechSynthesisUtterance', {
-    value: function (text) { this.text = text; }, configurable: true,
-  });
-})();
-"""
-
 
 # In-page clock of what the reader sees: the page done, the cue shown, the choices in view.
 REACH_CLOCK = """
