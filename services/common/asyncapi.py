@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel
 
 from services.common import contracts as c
+from services.common import events
 from services.common.topology import Topology
 
 # (channel id, address, exchange, what flows, who sends, who receives, messages)
@@ -77,6 +78,44 @@ CHANNELS: list[tuple[str, str, str, str, str, str, list[type[BaseModel]]]] = [
 ]
 
 
+def _reader_events(
+    schemas: dict[str, Any], messages: dict[str, Any], channels: dict[str, Any], operations: dict[str, Any]
+) -> None:
+    """The reader's socket: not RabbitMQ, but the same document, so one place lists every
+    frame a client can receive (services.common.events)."""
+    refs = {}
+    for type_, model in events.EVENTS.items():
+        name = f"reader.{type_}"
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        stamp = {"type": {"const": type_}}
+        if model.durable:
+            stamp |= {"seq": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}
+        schema["properties"] = stamp | schema.get("properties", {})
+        schema["required"] = [*stamp, *schema.get("required", [])]
+        schema["title"] = type_
+        schemas[name] = schema
+        durable = "durable: replayed after `seq` on reconnect" if model.durable else "not durable"
+        messages[name] = {
+            "name": type_,
+            "summary": f"{(model.__doc__ or type_).strip().splitlines()[0]} ({durable})",
+            "contentType": "application/json",
+            "payload": {"$ref": f"#/components/schemas/{name}"},
+        }
+        refs[name] = {"$ref": f"#/components/messages/{name}"}
+    channels["readerSocket"] = {
+        "address": "/ws/stories/{story_id}",
+        "description": "The reader's WebSocket (not RabbitMQ): every frame the gateway sends a reader. "
+        "Sent by gateway; received by the reader's page.",
+        "messages": refs,
+    }
+    operations["send_readerSocket"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/readerSocket"},
+        "summary": "sent by gateway",
+    }
+
+
 def build(prefix: str = "storybook") -> dict[str, Any]:
     topo = Topology(prefix)
     exchanges = {
@@ -116,6 +155,7 @@ def build(prefix: str = "storybook") -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{cid}"},
             "summary": f"received by {receiver}",
         }
+    _reader_events(schemas, messages, channels, operations)
     return {
         "asyncapi": "3.0.0",
         "info": {

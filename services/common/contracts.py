@@ -18,7 +18,10 @@ import hashlib
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from services.common import events
+from services.common.events import ErrorInfo as ErrorInfo  # spelled with the reader events
 
 Language = Literal["zh", "en"]
 
@@ -30,13 +33,6 @@ class Contract(BaseModel):
     # Unknown fields are ignored so that a newer producer can add a field without
     # breaking an older consumer during a rolling deploy.
     model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class ErrorInfo(Contract):
-    """An error a reader or operator sees: a stable code and a sentence to act on."""
-
-    code: str
-    message: str
 
 
 # --------------------------------------------------------------------------- outline
@@ -349,8 +345,13 @@ class LiveEvent(Contract):
     kind: Literal["event"] = "event"
     story_id: str
     seq: int
-    type: str
-    data: dict[str, object]
+    type: str  # one of services.common.events.DURABLE
+    data: dict[str, object]  # that event's fields, and `at`
+
+    @model_validator(mode="after")
+    def _a_reader_event(self) -> LiveEvent:
+        events.check_stored(self.type, self.data)
+        return self
 
 
 Live = Annotated[TextDelta | TextReset | SyncHint | LiveEvent, Field(discriminator="kind")]

@@ -27,6 +27,7 @@ MESSAGES: dict[str, str] = {
     "image_content_policy": "This picture could not be drawn. Tap redraw to try another one.",
     "image_unavailable": "The illustrator could not be reached. Tap redraw in a minute.",
     "image_timeout": "The picture took too long. Tap redraw to try again.",
+    "image_interrupted": "The picture was interrupted. Tap redraw to try again.",
     "image_failed": "The picture could not be drawn. Tap redraw to try again.",
 }
 

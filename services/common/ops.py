@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from services.common.logs import scrub
 from services.common.metrics import READY, REGISTRY
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ async def readiness(checks: Callable[[], Awaitable[Checks]]) -> JSONResponse:
         results = await checks()
     except Exception as exc:  # a failing check must answer "not ready", never crash
         results = {"checks": f"failed: {type(exc).__name__}"}
+    # What an upstream said can carry a secret (an id, a key): never shown whole.
+    results = {name: scrub(value) for name, value in results.items()}
     # "ok (…)" is ready with a remark, e.g. one of several session ids expired.
     ready = all(v == "ok" or v.startswith("ok ") for v in results.values())
     READY.set(1 if ready else 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable
 
 from services.common.contracts import JimengSessions, SessionsEnvironment
@@ -89,7 +90,9 @@ def _image(
         sections = [_one(ark.CHECK, ark.check_ark(s, wait=wait), limit)]
     else:
         jimeng_limit = max(limit, jimeng.SECTION_SECONDS)
-        sections = [_guard("jimeng-api", jimeng.check_jimeng(s, _kept(probe), wait=wait), jimeng_limit)]
+        # Handed over unstarted: the check reads the kept command only once jimeng-api answers.
+        kept = functools.partial(_kept, probe)
+        sections = [_guard("jimeng-api", jimeng.check_jimeng(s, kept, wait=wait), jimeng_limit)]
     if not env.has("gateway"):  # otherwise the gateway's row is about the same directory
         media = asyncio.to_thread(store.check_media, s.media_dir, service="image_worker")
         sections.append(_one("media dir", media, limit))

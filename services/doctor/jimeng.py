@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -82,7 +82,7 @@ def client(wait: float) -> httpx.AsyncClient:
 
 async def check_jimeng(
     settings: ImageSettings,
-    kept: Awaitable[tuple[JimengSessions | None, SessionsEnvironment | None]],
+    kept: Callable[[], Awaitable[tuple[JimengSessions | None, SessionsEnvironment | None]]],
     *,
     wait: float,
 ) -> list[Row]:
@@ -92,7 +92,7 @@ async def check_jimeng(
         ping = await check_ping(http, url)
         if ping.status is not Status.OK:
             return [ping, Row.skip("jimeng sessions", "jimeng-api does not answer")]
-        command, environment = await kept
+        command, environment = await kept()
         sessions = effective(settings.session_ids, command, environment)
         if not sessions.ids:
             return [ping, _no_ids(sessions)]

@@ -12,10 +12,11 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from services.common.settings import FIXES
@@ -28,6 +29,8 @@ async def check_store(database_url: str, *, wait: float) -> Row:
         return not_created
     shown = redact_url(database_url)
     engine = create_async_engine(database_url, connect_args={"timeout": wait}, poolclass=NullPool)
+    if engine.dialect.name == "sqlite":
+        _sqlite_transactional_ddl(engine)
     try:
         async with engine.connect() as conn, conn.begin() as tx:
             table = f"doctor_probe_{uuid.uuid4().hex[:12]}"
@@ -39,6 +42,20 @@ async def check_store(database_url: str, *, wait: float) -> Row:
     finally:
         await engine.dispose()
     return Row.ok("store", f"{shown}: write ok (rolled back)")
+
+
+def _sqlite_transactional_ddl(engine: AsyncEngine) -> None:
+    """The Python sqlite driver runs CREATE TABLE outside any transaction (committed at
+    once), so the probe's table would outlive the rollback; an explicit BEGIN IMMEDIATE
+    puts it inside, and takes the write lock as the gateway's writes do."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_not_created(database_url: str) -> Row | None:

@@ -1,8 +1,8 @@
 """Export a story as a picture book: one self-contained HTML page, a PDF, an EPUB 3.
 
-Pure functions over the story dict that `Store.read_story` returns (the public story
-JSON) and the media directory its pictures live in. Nothing here knows about tokens,
-requests or the web framework; the endpoints are wired elsewhere.
+Pure functions over the story view the store hands out (`StoryView`, or the shared
+`SharedStory`: the public story JSON) and the media directory its pictures live in.
+Nothing here knows about tokens, requests or the web framework; the endpoints are wired elsewhere.
 
 Only written pages (status "done") go into the book. A picture is used when its status
 is "ready" and its file is a readable image inside `media_dir`; otherwise the page keeps
@@ -27,11 +27,23 @@ from typing import Any
 
 from PIL import Image
 
+from services.gateway.store.views import SharedStory, StoryView
+
 log = logging.getLogger(__name__)
 
 # Pictures are downscaled to this many pixels on their long side: ~220 dpi across a
 # PDF page, sharp on any tablet, and it keeps a 12-page book a few MB instead of 50.
 MAX_SIDE = 1600
+
+# A story as the store hands it out: a reader's own, or a shared one (no choices).
+Book = StoryView | SharedStory
+
+
+def _plain(story: Book) -> dict[str, Any]:
+    """The view as its public JSON, which the book is laid out from: a shared story's
+    pages have no `chosen`, and every reader below copes with a field that is absent."""
+    return story.model_dump(mode="json")
+
 
 # ------------------------------------------------------------------------------ words
 
@@ -213,7 +225,7 @@ def _ended(story: dict[str, Any]) -> bool:
 # ------------------------------------------------------------------------------ file name
 
 
-def filename(story: dict[str, Any], ext: str) -> str:
+def filename(view: Book, ext: str) -> str:
     """A safe file name from the title: "Tutu Goes to the Moon!" -> "Tutu-Goes-to-the-Moon.pdf".
 
     Accents are folded to ASCII; letters of other scripts (a Chinese title) are kept, so
@@ -221,6 +233,7 @@ def filename(story: dict[str, Any], ext: str) -> str:
     ASCII `filename=` fallback). No path separators, dots in front, control or shell
     characters. Without a usable title: "story-<first 8 of the id>".
     """
+    story = _plain(view)
     ext = re.sub(r"[^A-Za-z0-9]", "", ext)[:10].lower()
     title = unicodedata.normalize("NFKD", str(story.get("title") or ""))
     title = "".join(ch for ch in title if not unicodedata.combining(ch))
@@ -307,12 +320,13 @@ def _share_tools(story: dict[str, Any]) -> str:
     )
 
 
-def to_html(story: dict[str, Any], media_dir: Path, *, shared: bool = False) -> bytes:
+def to_html(view: Book, media_dir: Path, *, shared: bool = False) -> bytes:
     """One self-contained HTML page: pictures as data URIs, inline CSS.
 
     The file a reader downloads has no script at all. The page a share link opens
     (`shared`) adds read-aloud (one script from our own origin) and a way to start a story.
     """
+    story = _plain(view)
     lang, title = _lang(story), _title(story)
     script = " script-src 'self';" if shared else ""
     parts = [
@@ -620,9 +634,10 @@ def _pdf_long_page(c: Any, page: BookPage, flows: list[Any], min_pic: float, gap
         top = bottom + avail
 
 
-def to_pdf(story: dict[str, Any], media_dir: Path) -> bytes:
+def to_pdf(view: Book, media_dir: Path) -> bytes:
     """A picture-book PDF: a cover with the title (and the character sheet), then one page
     per story page with its picture above and its text below."""
+    story = _plain(view)
     from reportlab.pdfgen.canvas import Canvas
 
     zh = _is_zh(story)
@@ -666,8 +681,9 @@ def _identifier(story: dict[str, Any]) -> str:
         return f"urn:storybook:{re.sub(r'[^A-Za-z0-9._-]', '', sid) or 'story'}"
 
 
-def to_epub(story: dict[str, Any], media_dir: Path) -> bytes:
+def to_epub(view: Book, media_dir: Path) -> bytes:
     """An EPUB 3: a title page, one XHTML chapter per page with its picture, nav + NCX."""
+    story = _plain(view)
     from ebooklib import epub
 
     lang, title = _lang(story), _title(story)

@@ -14,10 +14,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.common import events as ev
 from services.common.contracts import LiveEvent, SyncHint, TextDelta, TextReset
 
 PARTIAL_TTL = 15 * 60.0
 SYNC = "_sync"  # internal: never sent to a reader
+# After these, a page's text being written is gone from the hub (done, failed, or restarted).
+PAGE_SETTLED = frozenset({ev.PageTextDone.type, ev.PageFailed.type, ev.PageStarted.type})
 
 
 @dataclass
@@ -82,19 +85,14 @@ class Hub:
             frame = {"type": SYNC, "last_seq": item.last_seq}
         elif isinstance(item, TextReset):
             self._partial.pop((item.story_id, item.page), None)
-            frame = {"type": "page.text.reset", "page": item.page, "attempt": item.attempt}
+            frame = ev.PageTextReset(page=item.page, attempt=item.attempt).frame()
         elif isinstance(item, TextDelta):
             self._track(item)
-            frame = {
-                "type": "page.text.delta",
-                "page": item.page,
-                "attempt": item.attempt,
-                "offset": item.offset,
-                "delta": item.delta,
-                "ts": item.ts,
-            }
+            frame = ev.PageTextDelta(
+                page=item.page, attempt=item.attempt, offset=item.offset, delta=item.delta, ts=item.ts
+            ).frame()
         else:
-            if item.type in {"page.text.done", "page.failed", "page.started"}:
+            if item.type in PAGE_SETTLED:
                 self._partial.pop((item.story_id, int(str(item.data.get("page", -1)))), None)
             frame = {"type": item.type, "seq": item.seq, **item.data}
         for sub in self._subs.get(item.story_id, ()):

@@ -25,7 +25,8 @@ from services.common.contracts import MAX_ACTION, MAX_PREMISE
 from services.gateway import hero
 from services.gateway.bus import GatewayBus
 from services.gateway.config import GatewaySettings
-from services.gateway.store.repo import Changes, Invalid, Store, StoreError, Unsuitable
+from services.gateway.store.errors import Invalid, TooMany, Unavailable, Unsuitable
+from services.gateway.store.repo import Changes, Store
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,6 @@ def unstorable(value: Any) -> str | None:
     return None
 
 
-
 class NewStory(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -102,9 +102,7 @@ class Choice(BaseModel):
         return self
 
 
-class Busy(StoreError):
-    status = 503
-    code = "busy"
+class Busy(Unavailable):
     retry_after = 5
 
 
@@ -112,9 +110,7 @@ class Crowded(Busy):
     retry_after = 30
 
 
-class RateLimited(StoreError):
-    status = 429
-    code = "rate_limited"
+class RateLimited(TooMany):
     retry_after = 60
 
 

@@ -18,7 +18,9 @@ import secrets
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
@@ -60,6 +62,7 @@ RETRY_CAP = 180.0  # seconds: the longest wait before a failed picture is tried 
 SHEET_LOOK = 0.1
 SHEET_HOLD = 30.0
 SHEET_POLL = 2.0
+ATTEMPT_LIMIT = 1700.0  # seconds: all of one delivery's calls, under the broker's 1800 s
 
 
 def store_file(
@@ -120,6 +123,42 @@ def hero_reference(media_dir: Path, task: c.ImageTask) -> Path | None:
     return path
 
 
+# Failures after which the provider may still draw, and charge for, the picture.
+UNKNOWN_OUTCOME = ("image_timeout",)
+DRAWN_ELSEWHERE_POLL = 10.0  # seconds: a picture drawn for another request is looked for again
+
+
+def _claim_name(task: c.ImageTask) -> str:
+    return c.sheet_name(task.sheet) if task.kind == "sheet" else f"p{task.page}-a{task.attempt}"
+
+
+@dataclass
+class Ledger:
+    """How far one picture request got, kept in its claim (claims.py) so that no later
+    delivery pays for it again. A task without a request id has no claim: nothing kept."""
+
+    folder: Path
+    name: str
+    request: str
+
+    @classmethod
+    def none(cls) -> Ledger:
+        return cls(Path(), "", "")
+
+    async def submitted(self) -> None:
+        await self._mark("submitted")
+
+    async def settled(self) -> None:
+        await self._mark("drawing")
+
+    async def drawn(self, url: str, *, used: bool, why: str | None) -> None:
+        await self._mark("drawn", url=url, used=used, why=why)
+
+    async def _mark(self, state: str, **extra: Any) -> None:
+        if self.request:
+            await asyncio.to_thread(claims.mark, self.folder, self.name, self.request, state, **extra)
+
+
 class Illustrator:
     def __init__(self, *, settings: ImageSettings, broker: RabbitBroker, topology: Topology) -> None:
         self.settings = settings
@@ -131,6 +170,10 @@ class Illustrator:
         # A claim untouched this long belongs to a request whose worker died (claims.py):
         # longer than one attempt, the longest wait between attempts and a sheet hold.
         self.claim_stale = settings.draw_timeout + RETRY_CAP + SHEET_HOLD + 60.0
+        # One delivery may ask the provider up to four times (softened, from text); all of
+        # them together stay under RabbitMQ's consumer timeout (30 min), past which the
+        # broker would hand the task to another worker, which would pay again.
+        self.attempt_limit = min(settings.draw_timeout + 120.0, ATTEMPT_LIMIT)
         # Set (and replaced) whenever this process settles a sheet: wakes held pictures.
         self._sheet_settled = asyncio.Event()
 
@@ -157,74 +200,67 @@ class Illustrator:
 
     async def handle(self, task: c.ImageTask, delivery: Delivery) -> None:
         extra = {"story_id": task.story_id, "page": task.page, "attempt": task.attempt}
-        folder = self.settings.media_dir / task.story_id
-        name = c.sheet_name(task.sheet) if task.kind == "sheet" else f"p{task.page}-a{task.attempt}"
+        ledger = Ledger(self.settings.media_dir / task.story_id, _claim_name(task), task.request)
+        resume: dict[str, Any] = {}
         if task.request:
-            status, done = await asyncio.to_thread(
-                claims.claim, folder, name, task.request, stale_after=self.claim_stale
+            status, held = await asyncio.to_thread(
+                claims.claim, ledger.folder, ledger.name, task.request, stale_after=self.claim_stale
             )
             if status == "done":
                 log.info("picture drawn already; its result is sent again", extra=extra)
-                await self._result(c.ImageReady.model_validate(done))
+                await self._result(c.ImageReady.model_validate(held))
                 return
             if status == "taken":
-                log.info("this picture is being drawn for another request; this one is dropped", extra=extra)
+                # Drawn for another request right now: look again later for its result,
+                # instead of paying for the same picture twice.
+                log.info("this picture is being drawn for another request; waiting for it", extra=extra)
+                await delivery.retry_later(DRAWN_ELSEWHERE_POLL, code="drawn_elsewhere", counted=False)
                 return
+            if status == "submitted":
+                lost = (
+                    "this picture was asked of the provider by a delivery that never finished (its worker "
+                    "stopped or lost the broker); not asked again, as it may be drawn and paid for already"
+                )
+                await self._give_up(task, delivery, ImageError("image_interrupted", lost), Tally(), ledger)
+                return
+            if status == "drawn":
+                resume = held
         if task.kind == "sheet":
             await asyncio.to_thread(clear_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
         reference: Path | None = hero_reference(self.settings.media_dir, task)
         note: str | None = None
-        if task.use_sheet:
-            waited = float(delivery.headers.get("x-sheet-wait", 0) or 0)
-            hold = min(SHEET_HOLD, max(0.0, self.settings.image_sheet_wait - waited))
-            found, held = await self.wait_for_sheet(task.story_id, task.sheet, hold)
-            waited += held
-            if found is None and waited < self.settings.image_sheet_wait:
-                # The sheet is still being drawn after a long hold: park, which frees this
-                # slot, and come back without spending one of the task's attempts.
-                await delivery.retry_later(
-                    SHEET_POLL,
-                    code="waiting_for_sheet",
-                    counted=False,
-                    headers={"x-sheet-wait": waited + SHEET_POLL},
-                )
+        if task.use_sheet and not resume:
+            parked, reference, note = await self._sheet_for(task, delivery)
+            if parked:
                 return
-            if isinstance(found, Path):
-                reference = found
-            else:
-                note = (
-                    "the character sheet could not be drawn" if found else "the character sheet was not ready"
-                )
         tally = Tally()
         try:
             last = delivery.retries + 1 >= self.settings.image_max_attempts
-            path, used, why = await self.draw(task, reference=reference, tally=tally, last=last)
+            async with asyncio.timeout(self.attempt_limit):
+                path, used, why = await self.draw(
+                    task, reference=reference, tally=tally, last=last, ledger=ledger, resume=resume
+                )
+        except TimeoutError:
+            err = ImageError(
+                "image_timeout",
+                f"the picture was not drawn within {self.attempt_limit:.0f} s; not asked again, because the "
+                "provider goes on drawing (and charging) after we leave",
+            )
+            await self._give_up(task, delivery, err, tally, ledger)
+            return
         except ImageError as err:
             await self._report(task, tally, delivery)
-            extra["code"] = err.code
             if err.retryable and delivery.retries + 1 < self.settings.image_max_attempts:
                 delay = backoff(delivery.retries, base=10, cap=RETRY_CAP)
-                log.warning("picture attempt failed (%s); retrying in %.0fs", err.message, delay, extra=extra)
+                log.warning(
+                    "picture attempt failed (%s); retrying in %.0fs",
+                    err.message,
+                    delay,
+                    extra={**extra, "code": err.code},
+                )
                 await delivery.retry_later(delay, code=err.code)
                 return
-            log.error("picture failed: %s", err.message, extra=extra)
-            PICTURES.labels(err.code).inc()
-            failed = c.ImageFailed(
-                story_id=task.story_id,
-                page=task.page,
-                attempt=task.attempt,
-                error=reader_error(err.code),
-                sheet=task.sheet if task.kind == "sheet" else "",
-            )
-            if task.kind == "sheet":
-                await asyncio.to_thread(mark_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
-                self.sheet_settled()
-            if task.request:
-                await asyncio.to_thread(claims.release, folder, name, task.request)
-            await self._result(failed)
-            if err.retryable:
-                attempts = delivery.retries + 1
-                await delivery.dead_letter(f"{err.code}: {err.message} ({attempts} attempts)", code=err.code)
+            await self._give_up(task, delivery, err, Tally(), ledger)
             return
         tally.pictures = 1
         if task.kind == "sheet":
@@ -242,8 +278,59 @@ class Illustrator:
             sheet=task.sheet if task.kind == "sheet" else "",
         )
         if task.request:
-            await asyncio.to_thread(claims.finish, folder, name, task.request, ready.model_dump(mode="json"))
+            await asyncio.to_thread(
+                claims.finish, ledger.folder, ledger.name, task.request, ready.model_dump(mode="json")
+            )
         await self._result(ready)
+
+    async def _sheet_for(self, task: c.ImageTask, delivery: Delivery) -> tuple[bool, Path | None, str | None]:
+        """Wait for the story's character sheet: (parked for later, the sheet, why there is none)."""
+        waited = float(delivery.headers.get("x-sheet-wait", 0) or 0)
+        hold = min(SHEET_HOLD, max(0.0, self.settings.image_sheet_wait - waited))
+        found, held = await self.wait_for_sheet(task.story_id, task.sheet, hold)
+        waited += held
+        if found is None and waited < self.settings.image_sheet_wait:
+            # The sheet is still being drawn after a long hold: park, which frees this
+            # slot, and come back without spending one of the task's attempts.
+            await delivery.retry_later(
+                SHEET_POLL,
+                code="waiting_for_sheet",
+                counted=False,
+                headers={"x-sheet-wait": waited + SHEET_POLL},
+            )
+            return True, None, None
+        if isinstance(found, Path):
+            return False, found, None
+        why = "the character sheet could not be drawn" if found else "the character sheet was not ready"
+        return False, None, why
+
+    async def _give_up(
+        self, task: c.ImageTask, delivery: Delivery, err: ImageError, tally: Tally, ledger: Ledger
+    ) -> None:
+        """The picture failed for good: the reader is told once, and may ask for a redraw."""
+        await self._report(task, tally, delivery)
+        log.error(
+            "picture failed: %s",
+            err.message,
+            extra={"story_id": task.story_id, "page": task.page, "attempt": task.attempt, "code": err.code},
+        )
+        PICTURES.labels(err.code).inc()
+        failed = c.ImageFailed(
+            story_id=task.story_id,
+            page=task.page,
+            attempt=task.attempt,
+            error=reader_error(err.code),
+            sheet=task.sheet if task.kind == "sheet" else "",
+        )
+        if task.kind == "sheet":
+            await asyncio.to_thread(mark_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
+            self.sheet_settled()
+        if task.request:
+            await asyncio.to_thread(claims.release, ledger.folder, ledger.name, task.request)
+        await self._result(failed)
+        if err.retryable:
+            attempts = delivery.retries + 1
+            await delivery.dead_letter(f"{err.code}: {err.message} ({attempts} attempts)", code=err.code)
 
     async def wait_for_sheet(self, story_id: str, key: str, hold: float) -> tuple[Path | str | None, float]:
         """The story's sheet (see find_sheet) as soon as it is there, looking for at most
@@ -286,29 +373,24 @@ class Illustrator:
         reference: Path | None = None,
         tally: Tally | None = None,
         last: bool = True,
+        ledger: Ledger | None = None,
+        resume: dict[str, Any] | None = None,
     ) -> tuple[str, bool, str | None]:
         """One attempt: draw, download at once, store; (media path, drawn from the sheet, why not).
 
         With a reference (the character sheet) the picture is composed from it. When
         that call fails the attempt fails, and the next attempt tries the sheet again;
         only the `last` attempt falls back to the page's text alone, and says so.
+        A picture drawn by an earlier attempt whose download failed (`resume`) is
+        downloaded again, not drawn again.
         """
-        assert self.provider is not None and self.downloader is not None
+        assert self.downloader is not None
         tally = tally or Tally()
-        sheet = await asyncio.to_thread(data_uri, reference) if reference is not None else None
-        why: str | None = None
-        try:
-            url = await self._draw_softened(task, sheet, tally)
-        except ImageError as err:
-            if sheet is None or not err.retryable or not last:
-                raise
-            log.warning(
-                "drawing from the character sheet failed again (%s); drawing from text alone",
-                err.message,
-                extra={"story_id": task.story_id, "page": task.page},
-            )
-            sheet, why = None, f"drawn from text alone: the reference call failed ({err.code})"
-            url = await self._draw_softened(task, None, tally)
+        ledger = ledger or Ledger.none()
+        if resume:
+            url, used, why = str(resume["url"]), bool(resume.get("used")), resume.get("why")
+        else:
+            url, used, why = await self._draw_once(task, reference, tally, last, ledger)
         data, ext = await self.downloader.fetch(url)
         path = await asyncio.to_thread(
             store_file,
@@ -320,14 +402,35 @@ class Illustrator:
             ext,
             name=c.sheet_name(task.sheet) if task.kind == "sheet" else "",
         )
-        return path, sheet is not None, why
+        return path, used, why
 
-    async def _draw_softened(self, task: c.ImageTask, sheet: str | None, tally: Tally) -> str:
+    async def _draw_once(
+        self, task: c.ImageTask, reference: Path | None, tally: Tally, last: bool, ledger: Ledger
+    ) -> tuple[str, bool, str | None]:
+        """Ask the provider for the picture (from the sheet, else from text on the last
+        attempt); the URL is kept in the claim before anything else can fail."""
+        sheet = await asyncio.to_thread(data_uri, reference) if reference is not None else None
+        why: str | None = None
+        try:
+            url = await self._draw_softened(task, sheet, tally, ledger)
+        except ImageError as err:
+            if sheet is None or not err.retryable or not last:
+                raise
+            log.warning(
+                "drawing from the character sheet failed again (%s); drawing from text alone",
+                err.message,
+                extra={"story_id": task.story_id, "page": task.page},
+            )
+            sheet, why = None, f"drawn from text alone: the reference call failed ({err.code})"
+            url = await self._draw_softened(task, None, tally, ledger)
+        await ledger.drawn(url, used=sheet is not None, why=why)
+        return url, sheet is not None, why
+
+    async def _draw_softened(self, task: c.ImageTask, sheet: str | None, tally: Tally, ledger: Ledger) -> str:
         """One picture from the provider; a refusal by policy is tried once, softened."""
-        assert self.provider is not None
         ratio = task.ratio or self.settings.jimeng_ratio
         try:
-            return await self.provider.draw(prompt=task.prompt, ratio=ratio, reference=sheet, tally=tally)
+            return await self._ask(task.prompt, ratio, sheet, tally, ledger)
         except ImageError as err:
             if not err.policy:
                 raise
@@ -335,7 +438,19 @@ class Illustrator:
             "picture refused by policy; trying a softened prompt",
             extra={"story_id": task.story_id, "page": task.page},
         )
-        return await self.provider.draw(prompt=soften(task.prompt), ratio=ratio, reference=sheet, tally=tally)
+        return await self._ask(soften(task.prompt), ratio, sheet, tally, ledger)
+
+    async def _ask(self, prompt: str, ratio: str, sheet: str | None, tally: Tally, ledger: Ledger) -> str:
+        """One request to the provider, recorded in the claim while its outcome is unknown."""
+        assert self.provider is not None
+        await ledger.submitted()
+        try:
+            url = await self.provider.draw(prompt=prompt, ratio=ratio, reference=sheet, tally=tally)
+        except ImageError as err:
+            if err.code not in UNKNOWN_OUTCOME:
+                await ledger.settled()  # answered: nothing was drawn, nothing paid
+            raise
+        return url
 
     async def _result(self, result: c.ImageReady | c.ImageFailed | c.UsageReport) -> None:
         await publish_work(

@@ -15,12 +15,21 @@ image_worker shares):
 - done: the picture exists, and its result is sent again (the gateway applies a
   result once), so a result lost after the file was stored is not lost for good.
 
+A claim also says how far its request got, because a provider charges for a picture
+it was asked for whether or not anyone is still there to take it:
+- "submitted": a drawing was asked for and its outcome is not known. A delivery of
+  the same request that finds this (its worker died or lost the broker mid-draw)
+  must not ask again: the first one may be drawn and paid for.
+- "drawn": the provider answered with the picture's URL, which lasts hours; a later
+  attempt downloads it instead of paying for another.
+
 A claim is a small JSON file, replaced atomically; its modification time says when
 it was last touched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -28,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-Status = Literal["mine", "taken", "done"]
+Status = Literal["mine", "taken", "done", "submitted", "drawn"]
 
 
 def claim_path(folder: Path, name: str) -> Path:
@@ -50,11 +59,22 @@ def claim(folder: Path, name: str, request: str, *, stale_after: float) -> tuple
     held = _read(path)
     if held.get("state") == "done" and isinstance(held.get("result"), dict):
         return "done", held["result"]
+    if held.get("request") == request and held.get("state") == "submitted":
+        return "submitted", held
+    if held.get("request") == request and held.get("state") == "drawn" and isinstance(held.get("url"), str):
+        _touch(path)
+        return "drawn", held
     age = time.time() - _mtime(path)
     if held.get("request") == request or age > stale_after:
         _write(path, {"request": request, "state": "drawing"})
         return "mine", {}
     return "taken", {}
+
+
+def mark(folder: Path, name: str, request: str, state: str, **extra: Any) -> None:
+    """Record how far `request` got: "drawing" (nothing asked of the provider, or its
+    answer is known and cost nothing), "submitted", or "drawn" with the picture's `url`."""
+    _write(claim_path(folder, name), {"request": request, "state": state, **extra})
 
 
 def finish(folder: Path, name: str, request: str, result: dict[str, Any]) -> None:
@@ -75,6 +95,11 @@ def _read(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _touch(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 def _mtime(path: Path) -> float:

@@ -45,8 +45,11 @@ INSTANT = 1.0
 POINTS_TIMEOUT = 40.0
 SESSION_CHECK_EVERY = 60.0
 READY_WAITS_FOR_CHECK = 5.0
+REFUSED = "jimeng refused the credit check"
 EXPIRED, NO_CREDITS = "expired", "no credits"
+REGION = "a region id that lacks JIMENG_MODEL"
 # Words that switch jimeng-4.x into multi-picture mode (one prompt, several pictures).
+_REGION_ID = re.compile(r"^(?:[a-z0-9]+://[^@]*@)?(us|hk|jp|sg)-", re.IGNORECASE)
 _MULTI_PICTURE = re.compile(r"绘本|故事|连续|\d+\s*张")
 _MULTI_PICTURE_INSTEAD = {"绘本": "插画", "故事": "场景", "连续": ""}
 
@@ -54,6 +57,17 @@ _MULTI_PICTURE_INSTEAD = {"绘本": "插画", "故事": "场景", "连续": ""}
 def single_picture(prompt: str) -> str:
     """The prompt without the words that would make jimeng draw a set of pictures."""
     return _MULTI_PICTURE.sub(lambda m: _MULTI_PICTURE_INSTEAD.get(m.group(0), ""), prompt)
+
+
+def _set_aside_for(err: ImageError, sid: str) -> str:
+    """Why an id must not draw again after this answer ("" when the answer is not the id's)."""
+    if err.code == "image_session_expired":
+        return EXPIRED
+    if err.code == "image_no_credits":
+        return NO_CREDITS
+    if err.code == "image_config" and "国际版不支持模型" in err.message and _REGION_ID.match(sid):
+        return REGION  # other ids (of the mainland site) may still draw with this model
+    return ""
 
 
 def config_hint(message: str) -> str:
@@ -321,12 +335,16 @@ class Jimeng:
             sid = self.sessions.pick()
             if sid is None and time.monotonic() - self._checked_at > min(self.check_every, 10.0):
                 # Every id is set aside: ask once whether one can draw again (credits back,
-                # or an operator renewed the cookie upstream).
-                await self.check_sessions()
+                # or an operator renewed the cookie upstream); pictures waiting meanwhile
+                # share that one check.
+                await self.check_sessions(fresh_within=min(self.check_every, 10.0))
                 sid = self.sessions.pick()
             if sid is None:
                 raise self._none_can_draw()
             sent = time.monotonic()
+            # Counted before it goes out: a call cut short by the attempt's deadline was
+            # made all the same (and may be paid for).
+            tally.calls += 1
             try:
                 resp = await self.http.post(
                     f"{self.base_url}/v1/images/{endpoint}",
@@ -335,26 +353,31 @@ class Jimeng:
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Never reached jimeng-api: nothing was drawn or paid; another attempt may.
+                tally.calls -= 1
                 raise ImageError(
                     "image_unavailable",
                     f"jimeng-api unreachable at JIMENG_API_URL ({type(exc).__name__}): is it running?",
                     True,
                 ) from None
             except httpx.TimeoutException:
-                tally.calls += 1
                 raise ImageError(
                     "image_timeout",
                     "jimeng-api did not finish the picture within JIMENG_TIMEOUT; not asked again, "
                     "because jimeng goes on drawing (and charging) after we leave",
                 ) from None
             except httpx.TransportError as exc:
-                tally.calls += 1
                 raise ImageError(
                     "image_timeout",
                     f"the connection to jimeng-api broke while it drew ({type(exc).__name__}); not asked "
                     "again, because jimeng goes on drawing (and charging) after we leave",
                 ) from None
-            tally.calls += 1
+            if resp.status_code in (502, 504):
+                # A proxy in front of jimeng-api gave up while jimeng-api went on drawing.
+                raise ImageError(
+                    "image_timeout",
+                    f"a proxy before jimeng-api answered HTTP {resp.status_code} while it drew; not asked "
+                    "again, because jimeng goes on drawing (and charging)",
+                )
             if resp.status_code != 200:
                 raise ImageError("image_failed", f"jimeng-api answered HTTP {resp.status_code}", True)
             try:
@@ -364,16 +387,25 @@ class Jimeng:
             err = classify(answer, elapsed=time.monotonic() - sent)
             if err is None:
                 return str(next(d["url"] for d in answer["data"] if isinstance(d, dict) and d.get("url")))
-            if err.code in ("image_session_expired", "image_no_credits"):
+            aside = _set_aside_for(err, sid)
+            if aside:
                 # Nothing was drawn with this id; the same picture goes on with the next one.
-                self.sessions.set_aside(sid, EXPIRED if err.code == "image_session_expired" else NO_CREDITS)
+                self.sessions.set_aside(sid, aside)
                 if self.sessions.live():
                     continue
+                if aside == REGION:
+                    raise err
                 raise self._none_can_draw()
             raise err
 
     def _none_can_draw(self) -> ImageError:
         why = self.sessions.why_not()
+        if set(self.sessions.aside.values()) == {REGION}:
+            return ImageError(
+                "image_config",
+                f"no jimeng session id can draw with JIMENG_MODEL={self.model} ({why}): "
+                + config_hint("国际版不支持模型"),
+            )
         code = "image_no_credits" if NO_CREDITS in self.sessions.aside.values() else "image_session_expired"
         return ImageError(
             code,
@@ -405,18 +437,25 @@ class Jimeng:
             return Points(unreachable=f"jimeng-api unreachable ({type(exc).__name__})")
         return read_points(body)
 
-    async def check_sessions(self) -> str:
-        """Judge every id by its credits, set aside or give back, and keep the verdict."""
+    async def check_sessions(self, *, fresh_within: float = 0.0) -> str:
+        """Judge every id by its credits, set aside or give back, and keep the verdict
+        (unless another check finished less than `fresh_within` seconds ago)."""
         async with self._check_lock:
+            if fresh_within and time.monotonic() - self._checked_at < fresh_within:
+                return self.verdict
             ids = list(self.sessions.ids)
             answers = await asyncio.gather(*(self.points(sid) for sid in ids))
             self._checked_at = time.monotonic()
             outage = ""
             for sid, answer in zip(ids, answers, strict=True):
+                if sid not in self.sessions.ids:
+                    continue  # removed while it was checked
                 if answer.expired:
                     self.sessions.set_aside(sid, EXPIRED)
                 elif answer.credits is not None:
-                    if answer.credits > 0:
+                    if answer.credits > 0 and self.sessions.aside.get(sid) != REGION:
+                        # (an id whose region lacks the model stays aside until a restart
+                        # with another JIMENG_MODEL: its credits do not change that)
                         self.sessions.revive(sid)
                     else:
                         self.sessions.set_aside(sid, NO_CREDITS)
@@ -431,6 +470,8 @@ class Jimeng:
         if not pool.ids:
             return "no jimeng session id configured: set JIMENG_SESSION_ID or run `doctor jimeng-session set`"
         if outage and not confirmed:
+            if outage.startswith(REFUSED):
+                return f"{outage}: the ids could not be checked; see `docker compose logs jimeng-api`"
             return f"jimeng-api cannot reach jimeng ({outage}): check the network or proxy of jimeng-api"
         if not pool.live():
             return (
@@ -454,6 +495,10 @@ def read_points(body: Any) -> Points:
             points = item.get("points") if isinstance(item, dict) else None
             if isinstance(points, dict) and isinstance(points.get("totalCredit"), int | float):
                 return Points(credits=int(points["totalCredit"]))
+    if isinstance(body, dict) and body.get("code") == -2001:
+        # Anti-bot, region or permission: jimeng answered, and refused; not an outage.
+        return Points(unreachable=f"{REFUSED} (code -2001: {str(body.get('message'))[:100]})")
     if isinstance(body, dict) and body.get("code") is not None:
         return Points(unreachable=f"code {body.get('code')}: {str(body.get('message'))[:120]}")
-    return Points(unreachable=f"unexpected answer to a credit check: {repr(body)[:120]}")
+    # Never the body itself: the real one lists the ids it was asked about.
+    return Points(unreachable=f"an answer to a credit check that is not understood ({type(body).__name__})")

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from services.devstack.procs import wait_http
-from tests.support.reader import AutoReader
+from tests.support.reader import AutoReader, Reading
 from tests.support.stack import running_stack
 
 PAGES = 4
@@ -86,18 +86,70 @@ async def test_llm_worker_killed_while_streaming_a_page(amqp_url: str, tmp_path:
 
 
 async def test_image_worker_killed_while_drawing(amqp_url: str, tmp_path: Path) -> None:
+    """The picture being drawn is not asked for again by the worker that takes over:
+    jimeng goes on drawing, and charging, after its client died. The reader is told the
+    picture was interrupted and redraws it: one more paid picture, asked for by the reader."""
     with running_stack(amqp_url, tmp_path, name="chaos-image", jimeng_seconds=4.0, gateways=1) as stack:
         reader = AutoReader([stack.gateway_url], premise="A dragon who is afraid of the dark", language="en")
         play = asyncio.create_task(reader.play())
-        await wait_for(lambda: bool(reader.reading.of("page.image.started")))
-        await asyncio.sleep(1.0)  # the picture is being drawn
+        async with httpx.AsyncClient(timeout=10) as http:
+            # Page 0's picture (composed from the sheet) is being drawn at jimeng.
+            for _ in range(600):
+                stats = (await http.get(f"{stack.jimeng_url}/_fake/stats")).json()
+                if stats["requests"].get("compositions", 0) >= 1 and stats["in_flight"] >= 1:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
         killed_at = time.monotonic()
         stack.procs["image_worker"].kill()
         stack.start_worker("image_worker", n=1)
-        await wait_for(lambda: any(e["page"] == 0 for e in reader.reading.of("page.image.done")))
-        recovery = time.monotonic() - killed_at
+
+        def page0(kind: str) -> bool:
+            return any(e["page"] == 0 for e in reader.reading.of(kind))
+
+        await wait_for(lambda: page0("page.image.failed") or page0("page.image.done"))
+        told = time.monotonic() - killed_at
         await play
-        figures = report("image_worker SIGKILL", reader, recovery_s=round(recovery, 1))
+        # Every picture the killed worker was drawing failed as interrupted; the reader
+        # redraws each one.
+        failed = reader.reading.of("page.image.failed")
+        async with httpx.AsyncClient(timeout=10) as http:
+            for event in failed:
+                r = await http.post(
+                    f"{stack.gateway_url}/api/stories/{reader.reader.story_id}/pages/{event['page']}/image/retry",
+                    headers=reader.reader.auth,
+                )
+                assert r.status_code == 202, r.text
+            redrawn = {e["page"] for e in failed}
+            replay = Reading()
+            await reader.reader.read(
+                replay,
+                until=lambda m: (
+                    redrawn
+                    <= {
+                        e["page"]
+                        for e in replay.of("page.image.done")
+                        if e["seq"] > max(f["seq"] for f in failed)
+                    }
+                ),
+            )
+            recovery = time.monotonic() - killed_at
+            await asyncio.sleep(4.5)  # the killed worker's drawings finish upstream all the same
+            stats = (await http.get(f"{stack.jimeng_url}/_fake/stats")).json()
+        figures = report(
+            "image_worker SIGKILL",
+            reader,
+            interrupted=len(failed),
+            told_s=round(told, 1),
+            recovery_s=round(recovery, 1),
+        )
+    assert failed and {e["error"]["code"] for e in failed} == {"image_interrupted"}, failed
+    # The sheet and every page once, and each interrupted picture once more because the
+    # reader asked: the interrupted ones were paid for and never seen. Nothing was asked
+    # for again by itself.
+    asked = stats["requests"].get("generations", 0) + stats["requests"].get("compositions", 0)
+    assert stats["paid"] == asked == PAGES + 1 + len(failed) and stats["paid_unseen"] == len(failed), stats
+    figures["pictures"] += len(redrawn)
     assert_clean(figures)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -294,3 +295,34 @@ async def test_an_unreachable_jimeng_is_an_outage_not_a_bad_id(
     assert f"jimeng session {mask(LIVE_ID)}" not in run.checks(), "no id is called expired"
     assert "expired" not in run.out and "JIMENG_API_URL is jimeng-api" not in run.out
     run.assert_no_secret()
+
+
+async def test_two_runs_leave_the_store_as_they_found_it_and_warn_of_nothing(
+    base_env: dict[str, str], prefix: str, tmp_path: Path
+) -> None:
+    # A jimeng-api that does not answer: the check stops before it reads the broker's
+    # kept session command, which used to be left as a coroutine never awaited.
+    database = tmp_path / "stories.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE stories (id TEXT PRIMARY KEY)")
+        db.execute("INSERT INTO stories VALUES ('kept')")
+
+    def tables() -> list[str]:
+        with sqlite3.connect(database) as db:
+            return [r[0] for r in db.execute("SELECT name FROM sqlite_master ORDER BY name")]
+
+    before = tables()
+    env = {
+        **base_env,
+        "RABBITMQ_PREFIX": prefix,
+        "JIMENG_API_URL": f"http://127.0.0.1:{closed_port()}",
+        "JIMENG_SESSION_ID": LIVE_ID,
+    }
+    for _ in range(2):
+        run = await doctor("--json", env=env, cwd=tmp_path)
+        assert run.row("store")["status"] == "ok", run.out
+        assert run.row("jimeng-api")["status"] == "fail"
+        assert "Warning" not in run.err and "never awaited" not in run.err, run.err
+    assert tables() == before, "the probe left something behind"
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT id FROM stories").fetchall() == [("kept",)]

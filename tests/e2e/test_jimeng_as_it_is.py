@@ -185,12 +185,13 @@ async def test_a_region_id_with_a_model_it_lacks_is_a_configuration_error(
     failed = reading.of("page.image.failed")
     assert failed and failed[0]["error"]["code"] == "image_config"
     assert "not set up" in failed[0]["error"]["message"]
-    # One refused call for the sheet and one for the page: nothing retried.
-    assert seen["requests"].get("generations", 0) + seen["requests"].get("compositions", 0) == 2
+    # One refused call (the sheet's); the id is then set aside for this model, and page 0
+    # fails without asking again. Nothing retried.
+    assert seen["requests"].get("generations", 0) + seen["requests"].get("compositions", 0) == 1
     assert seen["paid"] == 0
-    assert (usage["image_calls"], usage["pictures"]) == (2, 0), "counted as made, nothing paid"
+    assert (usage["image_calls"], usage["pictures"]) == (1, 0), "counted as made, nothing paid"
     assert ready["code"] == 503 and "JIMENG_MODEL" in ready["checks"]["drawing"]
-    print(f"\n[region id + jimeng-5.0] reader got image_config after {took:.1f}s; 2 calls, 0 paid")
+    print(f"\n[region id + jimeng-5.0] reader got image_config after {took:.1f}s; 1 call, 0 paid")
 
 
 async def test_a_changed_environment_wins_over_an_older_kept_set(amqp_url: str, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from pypdf import PdfReader
 
 from services.gateway import export
+from services.gateway.store.views import StoryView
 
 TITLE = "图图去月亮"
 ZH_TEXTS = [
@@ -43,6 +44,19 @@ def _picture(path: Path, color: tuple[int, int, int], size: tuple[int, int], fmt
 def _image(status: str, url: str | None) -> dict[str, Any]:
     error = {"code": "image_failed", "message": "drawing failed"} if status == "failed" else None
     return {"status": status, "url": url, "error": error, "started_at": None, "reference": None, "note": None}
+
+
+def as_view(story: dict[str, Any]) -> StoryView:
+    """The view the store hands to the exports, from a story laid out as its public JSON."""
+    blank = {"status": "ended", "premise": "", "age": 5, "language": "zh", "style": "crayon"}
+    blank |= {
+        "total_pages": 0,
+        "last_seq": 0,
+        "usage": {},
+        "character_sheet": {"status": "none"},
+        "pages": [],
+    }
+    return StoryView.model_validate(blank | story)
 
 
 def _story(
@@ -79,7 +93,7 @@ def _story(
         "premise": "一只想去月亮上的小兔子",
         "age": 5,
         "language": language,
-        "style": None,
+        "style": "crayon",
         "total_pages": len(texts),
         "created_at": "2026-01-01T00:00:00+00:00",
         "last_seq": 20,
@@ -115,7 +129,7 @@ def _image_xobjects(page: Any) -> int:
 
 def test_pdf_is_a_chinese_picture_book(zh: tuple[dict[str, Any], Path]) -> None:
     story, media = zh
-    data = export.to_pdf(story, media)
+    data = export.to_pdf(as_view(story), media)
     assert data.startswith(b"%PDF-")
     reader = PdfReader(io.BytesIO(data))
     assert len(reader.pages) == 1 + len(ZH_TEXTS)
@@ -139,7 +153,7 @@ def test_pdf_wraps_chinese_without_a_comma_starting_a_line(zh: tuple[dict[str, A
     story, media = zh
     long = "图图跑呀跑，" * 60
     story["pages"][0]["text"] = long
-    reader = PdfReader(io.BytesIO(export.to_pdf(story, media)))
+    reader = PdfReader(io.BytesIO(export.to_pdf(as_view(story), media)))
     lines = [ln for p in reader.pages[1:3] for ln in p.extract_text().splitlines() if ln.strip()]
     assert len(lines) > 5  # wrapped over many lines
     assert not [ln for ln in lines if ln.strip()[0] in "，。！？；：”"], lines
@@ -160,7 +174,7 @@ def test_pdf_english_uses_helvetica(tmp_path: Path) -> None:
     story = _story(
         tmp_path / "media", texts, language="en", title="Tutu Goes to the Moon", failed=set(), fmt="PNG"
     )
-    reader = PdfReader(io.BytesIO(export.to_pdf(story, tmp_path / "media")))
+    reader = PdfReader(io.BytesIO(export.to_pdf(as_view(story), tmp_path / "media")))
     assert len(reader.pages) == 1 + len(texts)
     for i, text in enumerate(texts):
         page = reader.pages[1 + i]
@@ -175,7 +189,7 @@ def test_pdf_english_uses_helvetica(tmp_path: Path) -> None:
 
 def test_epub_is_a_valid_package(zh: tuple[dict[str, Any], Path]) -> None:
     story, media = zh
-    book = zipfile.ZipFile(io.BytesIO(export.to_epub(story, media)))
+    book = zipfile.ZipFile(io.BytesIO(export.to_epub(as_view(story), media)))
     first = book.infolist()[0]
     assert first.filename == "mimetype" and first.compress_type == zipfile.ZIP_STORED
     assert first.extra == b""
@@ -256,7 +270,7 @@ class _Page(HTMLParser):
 
 def test_html_is_one_self_contained_page(zh: tuple[dict[str, Any], Path]) -> None:
     story, media = zh
-    data = export.to_html(story, media)
+    data = export.to_html(as_view(story), media)
     page = _Page()
     page.feed(data.decode("utf-8"))
     assert page.lang == "zh-CN"
@@ -279,9 +293,9 @@ def test_english_html_and_epub_language(tmp_path: Path) -> None:
         tmp_path / "m", ["Once upon a time."], language="en", title="Moon", failed=set(), fmt="JPEG"
     )
     page = _Page()
-    page.feed(export.to_html(story, tmp_path / "m").decode())
+    page.feed(export.to_html(as_view(story), tmp_path / "m").decode())
     assert page.lang == "en"
-    book = zipfile.ZipFile(io.BytesIO(export.to_epub(story, tmp_path / "m")))
+    book = zipfile.ZipFile(io.BytesIO(export.to_epub(as_view(story), tmp_path / "m")))
     assert b"<dc:language>en</dc:language>" in book.read("EPUB/content.opf")
 
 
@@ -300,16 +314,16 @@ def test_missing_broken_or_outside_pictures_are_skipped(
     story["pages"][3]["image"]["url"] = "/media/../secret.png"  # outside MEDIA_DIR
     story["character_sheet"]["url"] = "https://example.com/sheet.png"  # never fetched
     html = _Page()
-    html.feed(export.to_html(story, media).decode())
+    html.feed(export.to_html(as_view(story), media).decode())
     assert html.imgs == []
     assert all(_squash(t) in _squash("".join(html.text)) for t in ZH_TEXTS)
 
-    reader = PdfReader(io.BytesIO(export.to_pdf(story, media)))
+    reader = PdfReader(io.BytesIO(export.to_pdf(as_view(story), media)))
     assert len(reader.pages) == 1 + len(ZH_TEXTS)
     assert sum(_image_xobjects(p) for p in reader.pages) == 0
     assert _squash(ZH_TEXTS[0]) in _squash(reader.pages[1].extract_text())
 
-    book = zipfile.ZipFile(io.BytesIO(export.to_epub(story, media)))
+    book = zipfile.ZipFile(io.BytesIO(export.to_epub(as_view(story), media)))
     assert not [n for n in book.namelist() if n.startswith("EPUB/images/")]
 
 
@@ -327,9 +341,9 @@ def test_unfinished_pages_are_left_out(zh: tuple[dict[str, Any], Path]) -> None:
             "image": _image("pending", None),
         }
     )
-    reader = PdfReader(io.BytesIO(export.to_pdf(story, media)))
+    reader = PdfReader(io.BytesIO(export.to_pdf(as_view(story), media)))
     assert len(reader.pages) == 1 + len(ZH_TEXTS)
-    assert "半句" not in export.to_html(story, media).decode()
+    assert "半句" not in export.to_html(as_view(story), media).decode()
     assert "完" not in reader.pages[-1].extract_text()
 
 
@@ -352,7 +366,7 @@ def test_unfinished_pages_are_left_out(zh: tuple[dict[str, Any], Path]) -> None:
 )
 def test_filename(title: str | None, ext: str, expected: str) -> None:
     story = {"story_id": "1a2b3c4d-5e6f-4a0b-8c9d-0e1f2a3b4c5d", "title": title}
-    assert export.filename(story, ext) == expected
+    assert export.filename(as_view(story), ext) == expected
 
 
 # ------------------------------------------------------------------------------ alt text, share page
@@ -361,17 +375,17 @@ def test_filename(title: str | None, ext: str, expected: str) -> None:
 def test_pictures_are_described_in_the_storys_language(zh: tuple[dict[str, Any], Path]) -> None:
     story, media = zh
     story["pages"][0]["alt"] = "图里：小兔子图图坐在窗前，看着又大又圆的月亮。"
-    html = export.to_html(story, media).decode()
+    html = export.to_html(as_view(story), media).decode()
     assert 'alt="图里：小兔子图图坐在窗前，看着又大又圆的月亮。"' in html
     assert 'alt="第 2 页"' in html, "a page without a description keeps its number"
-    book = zipfile.ZipFile(io.BytesIO(export.to_epub(story, media)))
+    book = zipfile.ZipFile(io.BytesIO(export.to_epub(as_view(story), media)))
     chapter = next(n for n in book.namelist() if n.endswith("page-01.xhtml"))
     assert "图里：小兔子图图坐在窗前" in book.read(chapter).decode()
 
 
 def test_the_shared_page_reads_aloud_and_invites_a_story_of_ones_own(zh: tuple[dict[str, Any], Path]) -> None:
     story, media = zh
-    shared = export.to_html(story, media, shared=True).decode()
+    shared = export.to_html(as_view(story), media, shared=True).decode()
     page = _Page()
     page.feed(shared)
     assert '<script type="module" src="/static/share-page.js"></script>' in shared
@@ -380,5 +394,5 @@ def test_the_shared_page_reads_aloud_and_invites_a_story_of_ones_own(zh: tuple[d
     assert '<a href="/" id="make-own">编一个自己的故事</a>' in shared
     assert "script" in page.tags and "/static/share-page.js" in page.links
     # The file a reader downloads stays without any script.
-    downloaded = export.to_html(story, media).decode()
+    downloaded = export.to_html(as_view(story), media).decode()
     assert "<script" not in downloaded and "read-aloud" not in downloaded

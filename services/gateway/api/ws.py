@@ -19,10 +19,12 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from services.gateway.api.errors import error_response, validation_message
+from services.common import events as ev
+from services.gateway.api.errors import error_response, status_of, validation_message
 from services.gateway.guards import SocketLimits
 from services.gateway.hub import SYNC, Hub, Subscription
-from services.gateway.store.repo import Store, StoreError
+from services.gateway.store.errors import StoreError
+from services.gateway.store.repo import Store
 from services.gateway.stories import Choice, StoryService, unstorable
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ async def story_socket(websocket: WebSocket, story_id: str) -> None:
     try:
         await store.authorize(story_id, token)
     except StoreError as exc:
-        await _deny(websocket, exc.status, exc.code, exc.message)
+        await _deny(websocket, status_of(exc), exc.code, exc.message)
         return
 
     sockets: SocketLimits = app.state.sockets
@@ -128,15 +130,8 @@ class _Session:
         # Pages being written right now: what this replica has of them, from offset 0.
         for page, partial in self.hub.partials(self.story_id):
             if page not in self.text_done:
-                await self._send(
-                    {
-                        "type": "page.text.delta",
-                        "page": page,
-                        "attempt": partial.attempt,
-                        "offset": 0,
-                        "delta": partial.text,
-                    }
-                )
+                delta = ev.PageTextDelta(page=page, attempt=partial.attempt, offset=0, delta=partial.text)
+                await self._send(delta.frame())
         reader = asyncio.create_task(self._read_client())
         writer = asyncio.create_task(self._write_live(sub))
         overflow = asyncio.create_task(sub.overflowed.wait())
@@ -160,9 +155,9 @@ class _Session:
 
     async def _send_event(self, frame: dict[str, Any]) -> None:
         page = frame.get("page")
-        if frame["type"] == "page.text.done" and isinstance(page, int):
+        if frame["type"] == ev.PageTextDone.type and isinstance(page, int):
             self.text_done.add(page)
-        elif frame["type"] == "page.started" and isinstance(page, int):
+        elif frame["type"] == ev.PageStarted.type and isinstance(page, int):
             self.text_done.discard(page)
         await self._send(frame)
         self.last = int(frame["seq"])
@@ -228,4 +223,4 @@ class _Session:
                 await self._error(exc.code, exc.message)
 
     async def _error(self, code: str, message: str) -> None:
-        await self._send({"type": "error", "error": {"code": code, "message": message}})
+        await self._send(ev.SocketError(error=ev.ErrorInfo(code=code, message=message)).frame())

@@ -166,12 +166,6 @@ const STORY_EVENTS = {
     story.status = 'ended';
     return { kind: 'ended' };
   },
-  'story.failed': (story, ev) => {
-    // Not in the contract yet; handled in case the gateway adds it.
-    story.status = 'failed';
-    story.error = ev.error || null;
-    return { kind: 'story.failed' };
-  },
 };
 
 /** A failed page being written again: its error goes. */

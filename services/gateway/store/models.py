@@ -1,4 +1,7 @@
-"""Tables of the story store (SQLite by default, PostgreSQL in production)."""
+"""Tables of the story store (SQLite by default, PostgreSQL in production).
+
+A change here needs its migration in store/migrations/versions (a test compares them).
+"""
 
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ class Story(Base):
     hero_name: Mapped[str | None] = mapped_column(String(40), default=None)
     hero_path: Mapped[str | None] = mapped_column(Text, default=None)
     # A read-only link to the finished story, once the reader shares it.
-    share_id: Mapped[str | None] = mapped_column(String(40), unique=True, default=None)
+    share_id: Mapped[str | None] = mapped_column(String(40), unique=True, index=True, default=None)
     # What the story cost, every attempt counted.
     tokens_in: Mapped[int] = mapped_column(Integer, default=0)
     tokens_out: Mapped[int] = mapped_column(Integer, default=0)

@@ -179,6 +179,7 @@ export const en = {
   errors: {
     image_failed: 'Something went wrong while drawing the picture.',
     image_timeout: 'The picture took too long and could not be finished.',
+    image_interrupted: 'The picture was interrupted. Try drawing it again.',
     image_session_expired: 'The drawing service needs to sign in again. Please tell a grown-up.',
     image_no_credits: 'The drawing service has run out of credits. Please tell a grown-up.',
     image_auth: "The drawing service's key was refused. Please tell a grown-up.",

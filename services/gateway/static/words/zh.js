@@ -175,6 +175,7 @@ export const zh = {
   errors: {
     image_failed: '画插图时出了点问题。',
     image_timeout: '这幅画画得太久了，没能画完。',
+    image_interrupted: '画到一半被打断了，再画一次吧。',
     image_session_expired: '画画服务需要重新登录，请告诉大人。',
     image_no_credits: '画画服务的次数用完了，请告诉大人。',
     image_auth: '画画服务的钥匙不对，请告诉大人。',
