@@ -781,25 +781,10 @@ def page(ctx: dict[str, Any]) -> dict[str, Any]:
     place_in = _place_for(book, premise, lang)
 
     # (sentence, may it be dropped to keep a Chinese page within 40-120 characters)
-    parts: list[tuple[str, bool]] = []
     if index == 0:
-        parts.append((_intro(hero, place_in, lang), False))
-        short = _premise_short(premise, lang)
-        if short:
-            opening = f"故事是这样开始的：{short}。" if lang == "zh" else f"Here is how it began: {short}."
-            parts.append((opening, True))
-        if lang == "zh":
-            parts.append((f"这天，{hero.name}和好朋友{friend.species.zh}{friend.name}一起出发了。", False))
-        else:
-            parts.append(
-                (
-                    f"One morning {hero.name} set off with a good friend, "
-                    f"{friend.name} the {friend.species.en}.",
-                    False,
-                )
-            )
+        parts = _opening(hero, friend, premise, place_in, lang)
     else:
-        parts.append((_follow(choice, names, lang), False))
+        parts = [(_follow(choice, names, lang), False)]
 
     if is_last:
         ending = rng.choice(ENDINGS)
@@ -826,6 +811,23 @@ def page(ctx: dict[str, Any]) -> dict[str, Any]:
         "choices": choices,
         "alt": _alt(illustration, scene, lang),
     }
+
+
+def _opening(hero: Person, friend: Person, premise: str, place_in: str, lang: str) -> list[tuple[str, bool]]:
+    """The first page's first sentences: who, where, how it began, who comes along."""
+    parts = [(_intro(hero, place_in, lang), False)]
+    short = _premise_short(premise, lang)
+    if short:
+        opening = f"故事是这样开始的：{short}。" if lang == "zh" else f"Here is how it began: {short}."
+        parts.append((opening, True))
+    if lang == "zh":
+        parts.append((f"这天，{hero.name}和好朋友{friend.species.zh}{friend.name}一起出发了。", False))
+    else:
+        companion = (
+            f"One morning {hero.name} set off with a good friend, {friend.name} the {friend.species.en}."
+        )
+        parts.append((companion, False))
+    return parts
 
 
 def _alt(illustration: str, scene_zh: str, lang: str) -> str:

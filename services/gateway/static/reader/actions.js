@@ -38,43 +38,38 @@ export async function choose(index, { choice = null, action = null }) {
   }
 }
 
-export async function retryPage(index) {
+/**
+ * Ask the server to do something to a page, marking it on the page (`field` = `mark`)
+ * until the socket tells what happened. A 409: the page moved on meanwhile, so it is
+ * read again (and said, unless `quietConflict`: a drawing already under way).
+ */
+async function pageRequest(index, field, mark, call, { quietConflict = false } = {}) {
   const c = session.current;
   let page = livePage(c, index);
-  if (!page || page.local === 'retrying') return;
-  page.local = 'retrying';
+  if (!page || page[field] === mark) return;
+  page[field] = mark;
   render();
   try {
-    await api.retryPage(c.id, c.token, index);
+    await call(c);
   } catch (err) {
     if (session.current !== c) return;
     page = livePage(c, index);
-    if (page) page.local = null;
-    showToast(errorText(err), { kind: 'error' });
+    if (page) page[field] = null;
+    const conflict = err instanceof ApiError && err.status === 409;
+    if (!(conflict && quietConflict)) showToast(errorText(err), { kind: 'error' });
     render();
-    if (err instanceof ApiError && err.status === 409) refreshStory(c);
+    if (conflict) refreshStory(c);
   }
 }
 
-export async function redrawImage(index) {
-  const c = session.current;
-  let page = livePage(c, index);
-  if (!page || page.imageLocal === 'redrawing') return;
-  page.imageLocal = 'redrawing';
-  render();
-  try {
-    await api.redrawImage(c.id, c.token, index);
-  } catch (err) {
-    if (session.current !== c) return;
-    page = livePage(c, index);
-    if (page) page.imageLocal = null;
-    if (err instanceof ApiError && err.status === 409) {
-      refreshStory(c); // it is already being drawn
-    } else {
-      showToast(errorText(err), { kind: 'error' });
-    }
-    render();
-  }
+export function retryPage(index) {
+  return pageRequest(index, 'local', 'retrying', (c) => api.retryPage(c.id, c.token, index));
+}
+
+export function redrawImage(index) {
+  return pageRequest(index, 'imageLocal', 'redrawing', (c) => api.redrawImage(c.id, c.token, index), {
+    quietConflict: true,
+  });
 }
 
 export async function redrawSheet() {

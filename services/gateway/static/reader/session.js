@@ -68,15 +68,25 @@ export function openStory(id, mode) {
   loadStory(c);
 }
 
+/**
+ * The story as the server has it, merged into what this page holds (unless what the page
+ * holds is newer). False when the reader has left the story meanwhile.
+ */
+async function fetchStory(c, { keepNewer = false } = {}) {
+  const { data, date } = await api.getStory(c.id, c.token);
+  if (session.current !== c) return false;
+  noteServerDate(date);
+  const fresh = fromSnapshot(data);
+  if (keepNewer && fresh.lastSeq < c.story.lastSeq) return false;
+  if (!fresh.id) fresh.id = c.id;
+  c.story = carryOver(c.story, fresh);
+  memory.set(c.id, c.story);
+  return true;
+}
+
 export async function loadStory(c) {
   try {
-    const { data, date } = await api.getStory(c.id, c.token);
-    if (session.current !== c) return;
-    noteServerDate(date);
-    const fresh = fromSnapshot(data);
-    if (!fresh.id) fresh.id = c.id;
-    c.story = carryOver(c.story, fresh);
-    memory.set(c.id, c.story);
+    if (!(await fetchStory(c))) return;
     c.loaded = true;
   } catch (err) {
     if (session.current !== c) return;
@@ -100,14 +110,7 @@ export async function loadStory(c) {
 /** Re-read the story after a conflict or a refused socket; the socket stays as it is. */
 export async function refreshStory(c) {
   try {
-    const { data, date } = await api.getStory(c.id, c.token);
-    if (session.current !== c) return;
-    noteServerDate(date);
-    const fresh = fromSnapshot(data);
-    if (fresh.lastSeq < c.story.lastSeq) return; // what we have is newer
-    if (!fresh.id) fresh.id = c.id;
-    c.story = carryOver(c.story, fresh);
-    memory.set(c.id, c.story);
+    if (!(await fetchStory(c, { keepNewer: true }))) return;
     syncLibrary(c);
     render();
   } catch (err) {
