@@ -36,6 +36,7 @@ from tests.browser.reading import (
     settle,
     story_id_of,
     streamed_texts,
+    target_sizes,
     token_of,
     wait_choices,
     wait_picture,
@@ -381,6 +382,9 @@ def test_07_the_end_share_download_and_the_whole_story(
     settle(page)
     screenshot(page, "phone-05-ending", full_page=True)
     axe_check(page, "phone-05-ending")
+    assert target_sizes(page, "main button:not([disabled]), main a.btn") == [], (
+        "phone-05-ending: a target under 44 px"
+    )
 
     # Share with the family: a read-only link, shown in full, to copy.
     journey.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=browser_stack.gateway_url)
@@ -479,6 +483,9 @@ def test_07_the_end_share_download_and_the_whole_story(
     settle(page)
     screenshot(page, "phone-06-whole-story", full_page=True)
     axe_check(page, "phone-06-whole-story")
+    assert target_sizes(page, "main button:not([disabled]), main a.btn") == [], (
+        "phone-06-whole-story: a target under 44 px"
+    )
     journey.done.add("end")
 
 
@@ -517,6 +524,9 @@ def test_08_library_keeps_and_reopens_the_story(journey: Journey, browser_stack:
     settle(page)
     screenshot(page, "phone-07-library")
     axe_check(page, "phone-07-library")
+    assert target_sizes(page, "main button:not([disabled]), main a.btn") == [], (
+        "phone-07-library: a target under 44 px"
+    )
 
     item.get_by_test_id("library-open").click()
     expect(page).to_have_url(re.compile(rf"#/story/{re.escape(journey.story_id)}$"))

@@ -241,7 +241,15 @@ def test_the_childs_hero_choices_in_reach_and_read_aloud(
         assert small == [], small
 
         # The characters' picture is drawn from the drawing: "meet the characters".
-        expect(page.get_by_test_id("character-sheet")).to_be_visible(timeout=60_000)
+        sheet = page.get_by_test_id("character-sheet")
+        expect(sheet).to_be_visible(timeout=60_000)
+        sheet.locator(".sheet-toggle").click()
+        expect(sheet).to_have_class(re.compile(r"\bopen\b"))
+        sheet.scroll_into_view_if_needed()
+        settle(page)
+        screenshot(page, f"{kind}-hero-characters-from-the-drawing")
+        axe_check(page, f"{kind}-hero-characters")
+        sheet.locator(".sheet-toggle").click()
 
         # Read-aloud: sentence by sentence, each marked while it is read, then the choices.
         page.evaluate("window.scrollTo(0, 0)")
