@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.options import Latency
+from services.common.amqp import delete_topology
 from services.common.topology import Topology
 from services.devstack.procs import Proc, Stack, StackConfig, free_port, wait_http
 
@@ -221,23 +222,6 @@ async def store(spec: StackSpec, tmp: Path, prefix: str) -> AsyncIterator[str]:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
-
-
-async def delete_topology(url: str, prefix: str) -> None:
-    """Delete every queue and exchange of a prefix (what declare_topology made, retries included)."""
-    topo = Topology(prefix)
-    exchanges = [topo.work_exchange, topo.live_exchange, topo.dead_exchange, topo.control_exchange]
-    connection = await aio_pika.connect(url)
-    async with connection:
-        for name in topo.all_queue_names:
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.queue_delete(name)
-            with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.close()
-        channel = await connection.channel()
-        for exchange in exchanges:
-            await channel.exchange_delete(exchange.name)
 
 
 @dataclass

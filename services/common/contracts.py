@@ -376,10 +376,14 @@ class SessionsEnvironment(Contract):
     """Which JIMENG_SESSION_ID the image workers started with, and since when."""
 
     kind: Literal["jimeng.environment"] = "jimeng.environment"
+    # The one the last worker to start had, and since when it has been seen.
     fingerprint: str
     # Unix time it was first seen; 0 when it is the first one ever recorded (nothing
     # says when it was set, so an older kept command still applies over it).
     since: float
+    # When each recent one was first seen: replicas started with different values, in
+    # turn, keep their own first sighting instead of resetting each other's.
+    seen: dict[str, float] = Field(default_factory=dict)
 
 
 # ------------------------------------------------------------- what the model writes

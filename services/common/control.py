@@ -14,32 +14,32 @@ import hashlib
 import time
 
 import aio_pika
-from faststream.rabbit import RabbitBroker
+from pydantic import BaseModel
 
-from services.common.bus import declare_topology
+from services.common.amqp import Link, declare_topology
 from services.common.contracts import JimengSessions, SessionsEnvironment
 from services.common.topology import Topology
 
 
-async def send_sessions(broker: RabbitBroker, topo: Topology, command: JimengSessions) -> None:
-    await declare_topology(broker, topo)
-    await broker.publish(
-        command, exchange=topo.control_exchange, persist=True, content_type="application/json"
-    )
+async def send_sessions(link: Link, topo: Topology, command: JimengSessions) -> None:
+    await declare_topology(link, topo)
+    async with link.session() as channel:
+        exchange = await channel.get_exchange(topo.control_exchange.name, ensure=False)
+        await exchange.publish(_persistent(command), routing_key="")
 
 
-async def latest_sessions(broker: RabbitBroker, topo: Topology) -> JimengSessions | None:
+async def latest_sessions(link: Link, topo: Topology) -> JimengSessions | None:
     """The last command sent, left in place for the next reader."""
-    channel = await broker._connection.channel()  # type: ignore[union-attr]
-    try:
+    async with link.session() as channel:
         queue = await channel.declare_queue(topo.sessions_queue.name, passive=True)
         message = await queue.get(no_ack=False, fail=False)
         if message is None:
             return None
         await message.reject(requeue=True)
         return JimengSessions.model_validate_json(message.body)
-    finally:
-        await channel.close()
+
+
+KEPT_FINGERPRINTS = 20
 
 
 def fingerprint(ids: list[str]) -> str:
@@ -48,7 +48,7 @@ def fingerprint(ids: list[str]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
-async def environment_since(broker: RabbitBroker, topo: Topology, ids: list[str]) -> float:
+async def environment_since(link: Link, topo: Topology, ids: list[str]) -> float:
     """Since when image workers start with these JIMENG_SESSION_ID ids (0: as long as we know).
 
     The first worker that starts with a changed environment records the change; a
@@ -56,8 +56,7 @@ async def environment_since(broker: RabbitBroker, topo: Topology, ids: list[str]
     operator's latest intent and is not applied.
     """
     mine = fingerprint(ids)
-    channel = await broker._connection.channel()  # type: ignore[union-attr]
-    try:
+    async with link.session() as channel:
         queue = await channel.declare_queue(topo.sessions_env_queue.name, passive=True)
         message = await queue.get(no_ack=False, fail=False)
         seen: SessionsEnvironment | None = None
@@ -65,20 +64,25 @@ async def environment_since(broker: RabbitBroker, topo: Topology, ids: list[str]
             await message.reject(requeue=True)
             with contextlib.suppress(ValueError):
                 seen = SessionsEnvironment.model_validate_json(message.body)
-        if seen is not None and seen.fingerprint == mine:
-            return seen.since
-        record = SessionsEnvironment(fingerprint=mine, since=time.time() if seen is not None else 0.0)
-        await channel.default_exchange.publish(
-            aio_pika.Message(
-                record.model_dump_json().encode(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=topo.sessions_env_queue.name,
-        )
+        known = dict(seen.seen) if seen is not None else {}
+        if seen is not None:
+            known.setdefault(seen.fingerprint, seen.since)
+        if mine in known and seen is not None and seen.fingerprint == mine:
+            return known[mine]
+        since = known.get(mine, time.time() if known else 0.0)
+        known[mine] = since
+        recent = dict(sorted(known.items(), key=lambda kv: kv[1])[-KEPT_FINGERPRINTS:])
+        record = SessionsEnvironment(fingerprint=mine, since=since, seen=recent)
+        await channel.default_exchange.publish(_persistent(record), routing_key=topo.sessions_env_queue.name)
         return record.since
-    finally:
-        await channel.close()
+
+
+def _persistent(record: BaseModel) -> aio_pika.Message:
+    return aio_pika.Message(
+        record.model_dump_json().encode(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
 
 
 def sent_by(command: JimengSessions) -> str:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+import psutil
+
 # The key the Ark fake accepts when it stands in for Ark.
 ARK_FAKE_KEY = "ark-offline-fake-key"
 
@@ -35,6 +37,18 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def listens(proc: Proc, port: int) -> bool:
+    """Does `proc` itself listen on `port`? Answering is not enough: another install's
+    service (or anything else) on the same port answers too."""
+    if proc.popen is None:
+        return False
+    try:
+        sockets = psutil.Process(proc.popen.pid).net_connections(kind="inet")
+    except psutil.Error:
+        return False
+    return any(s.status == psutil.CONN_LISTEN and s.laddr and s.laddr.port == port for s in sockets)
 
 
 def broker_reachable(url: str) -> bool:
@@ -102,8 +116,10 @@ class Proc:
 
 
 def wait_http(url: str, *, timeout: float, proc: Proc | None = None) -> None:
+    """Wait until `url` answers 200, and, given `proc`, until it is `proc` that answers."""
     deadline = time.monotonic() + timeout
     last = ""
+    port = urlsplit(url).port
     while time.monotonic() < deadline:
         if proc is not None and not proc.alive:
             where = f"its log, {proc.log_path}" if proc.log_path else "its output above"
@@ -111,7 +127,9 @@ def wait_http(url: str, *, timeout: float, proc: Proc | None = None) -> None:
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
-                    return
+                    if proc is None or port is None or listens(proc, port):
+                        return
+                    last = f"port {port} answers, but not from the {proc.name} started here"
         except urllib.error.HTTPError as exc:
             last = f"HTTP {exc.code}: {exc.read()[:300]!r}"
         except OSError as exc:
@@ -283,11 +301,12 @@ class Stack:
             wait_http(f"{self.jimeng_url}/ping", timeout=30, proc=self.procs["fake-jimeng"])
 
     def _wait_port(self, name: str, port: int, timeout: float = 30) -> None:
+        proc = self.procs[name]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self.procs[name].alive:
-                raise RuntimeError(f"{name} exited while starting")
-            if port_open("127.0.0.1", port):
+            if not proc.alive:
+                raise RuntimeError(f"{name} exited while starting (is port {port} taken?)")
+            if listens(proc, port):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"{name} did not open port {port}")
@@ -327,6 +346,21 @@ class Stack:
         proc = Proc(name, args, env or self.service_env(), self._log(name)).start()
         self.procs[name] = proc
         return proc
+
+    def listening(self) -> dict[str, str]:
+        """Each process started, where it answers and its pid (for the operator)."""
+        ports = {
+            "gateway": self.config.gateway_port,
+            "fake-moonshot": self.config.moonshot_port,
+            "fake-jimeng": self.config.jimeng_port,
+            "fake-ark": self.config.ark_port,
+        }
+        found = {}
+        for name, proc in self.procs.items():
+            port = ports.get(name) or urlsplit(self.ops_urls.get(name, "")).port
+            pid = proc.popen.pid if proc.popen is not None else "?"
+            found[name] = f"http://127.0.0.1:{port}  (pid {pid})" if port else f"(pid {pid})"
+        return found
 
     def stop_all(self) -> None:
         # Services first, fakes last, so nothing logs a spurious upstream failure.

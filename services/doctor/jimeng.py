@@ -55,11 +55,13 @@ def effective(
     env_ids: list[str], kept: JimengSessions | None, environment: SessionsEnvironment | None = None
 ) -> Sessions:
     """The ids an image_worker uses: the kept command unless JIMENG_SESSION_ID changed after
-    it was sent (as image_worker.app.adopt_kept_sessions decides)."""
+    it was sent (as image_worker.providers.adopt_kept_sessions decides)."""
     since, note = 0.0, ""
     if environment is not None:
-        if environment.fingerprint == fingerprint(env_ids):
-            since = environment.since
+        mine = fingerprint(env_ids)
+        seen = {**environment.seen, environment.fingerprint: environment.since}
+        if mine in seen:
+            since = seen[mine]
         else:  # this environment is newer than anything the workers have seen
             since, note = time.time(), " (not what the image workers started with: restart them)"
     if kept is None:

@@ -14,9 +14,8 @@ from contextlib import asynccontextmanager
 from typing import Literal
 
 import aiormq
-from faststream.rabbit import RabbitBroker
 
-from services.common.bus import make_broker
+from services.common.amqp import Link
 from services.common.contracts import JimengSessions
 from services.common.control import latest_sessions, send_sessions
 from services.common.logs import register_secrets
@@ -42,8 +41,8 @@ async def send(
     register_secrets(ids)
     command = JimengSessions(mode=mode, ids=ids, at=time.time())
     topo = Topology(common.rabbitmq_prefix)
-    async with connected(common.rabbitmq_url, wait=wait) as broker:
-        await send_sessions(broker, topo, command)
+    async with connected(common.rabbitmq_url, wait=wait) as link:
+        await send_sessions(link, topo, command)
     print(f"sent to the image workers: {describe_command(command)}")
     print(f"(kept in {topo.sessions_queue.name} for image workers that start later)")
     if mode != "remove":
@@ -53,9 +52,9 @@ async def send(
 
 async def show(common: ServiceSettings, *, wait: float) -> int:
     topo = Topology(common.rabbitmq_prefix)
-    async with connected(common.rabbitmq_url, wait=wait) as broker:
+    async with connected(common.rabbitmq_url, wait=wait) as link:
         try:
-            kept = await latest_sessions(broker, topo)
+            kept = await latest_sessions(link, topo)
         except aiormq.exceptions.ChannelNotFoundEntity:
             print(f"{topo.sessions_queue.name} does not exist: start the services once (they declare it)")
             return 1
@@ -91,18 +90,18 @@ async def _check_sent(ids: list[str], url: str | None, *, wait: float) -> None:
 
 
 @asynccontextmanager
-async def connected(url: str, *, wait: float) -> AsyncIterator[RabbitBroker]:
-    """A connected broker for one command, stopped afterwards; connecting is bounded in time."""
-    broker = make_broker(url)
+async def connected(url: str, *, wait: float) -> AsyncIterator[Link]:
+    """A connection for one command, closed afterwards; connecting is bounded in time."""
+    link = Link(url, name="doctor")
     try:
         try:
             async with asyncio.timeout(wait):
-                await broker.connect()
+                await link.connect()
         except Exception as exc:
             raise BrokerUnavailable(f"cannot connect to {redact_url(url)}: {type(exc).__name__}") from None
-        yield broker
+        yield link
     finally:
-        await broker.stop()
+        await link.close()
 
 
 class BrokerUnavailable(Exception):

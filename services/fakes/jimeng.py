@@ -29,9 +29,10 @@ Control (no auth): `POST /_fake/faults {"mode", "count", "seconds"}` makes the n
 `DELETE /_fake/faults` clears; `POST /_fake/sessions {"dead": [...], "live": [...]}`
 kills or revives session ids (and `"broke"` / `"funded"` takes or gives back their
 credits); `POST /_fake/upstream {"down": bool}` cuts or restores the fake's own
-upstream; `GET /_fake/stats` counts what happened, with the
-generation/composition requests being served now (`in_flight`, `peak_in_flight`, and
-their integral over time, see serving.InFlight).
+upstream; `POST /_fake/files {"fail": N}` makes the next N picture downloads 503;
+`GET /_fake/stats` counts what happened, with the generation/composition requests
+being served now (`in_flight`, `peak_in_flight`, and their integral over time, see
+serving.InFlight).
 """
 
 from __future__ import annotations
@@ -228,6 +229,7 @@ def create_app(config: JimengConfig) -> FastAPI:
         faults.add(mode, count=count)
     sessions = Sessions(live=config.live_ids, dead=config.dead_ids, broke=config.broke_ids)
     upstream = {"down": config.upstream_down}
+    cdn = {"fail": 0}
     stats = Stats()
     # Generations go on after their client leaves, as upstream's do.
     running: set[asyncio.Task[Any]] = set()
@@ -295,6 +297,15 @@ def create_app(config: JimengConfig) -> FastAPI:
                 "broke": sorted(sessions.broke),
             }
         )
+
+    @app.post("/_fake/files")
+    async def fail_files(request: Request) -> JSONResponse:
+        """The next `fail` picture downloads answer 503, as a CDN having a bad minute."""
+        body = await _json_object(request)
+        if not isinstance(body.get("fail"), int) or body["fail"] < 0:
+            return JSONResponse({"error": 'send {"fail": <count>}'}, status_code=400)
+        cdn["fail"] = body["fail"]
+        return JSONResponse({"fail": cdn["fail"]})
 
     @app.post("/_fake/upstream")
     async def change_upstream(request: Request) -> JSONResponse:
@@ -464,6 +475,9 @@ def create_app(config: JimengConfig) -> FastAPI:
             return _denied("SignatureDoesNotMatch", "The request signature does not match.")
         if time.time() > int(expires_arg):
             return _denied("AccessDenied", "Request has expired")
+        if cdn["fail"] > 0:
+            cdn["fail"] -= 1
+            return _denied("ServiceUnavailable", "Please reduce your request rate.", status=503)
         picture = files.get(name)
         if picture is None:
             return _denied("NoSuchKey", "The specified key does not exist.", status=404)
@@ -524,10 +538,11 @@ def _validate(body: dict[str, Any], authorization: str | None, composition: bool
             images.append(url)
     ratio = body.get("ratio", "1:1")
     if ratio not in pictures.RATIOS:
-        raise Failure(-2000, f"不支持的比例: {ratio}，支持: {' '.join(pictures.RATIOS)}")
+        # A value of the right type that the server does not offer: a plain error (-1000).
+        raise Failure(-1000, f"不支持的比例: {ratio}，支持: {' '.join(pictures.RATIOS)}")
     resolution = body.get("resolution", "2k")
     if resolution not in RESOLUTIONS:
-        raise Failure(-2000, f"不支持的分辨率: {resolution}，支持: {' '.join(RESOLUTIONS)}")
+        raise Failure(-1000, f"不支持的分辨率: {resolution}，支持: {' '.join(RESOLUTIONS)}")
     model = body.get("model", DEFAULT_MODEL)
     return Params(
         prompt=body["prompt"],

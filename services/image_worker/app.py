@@ -23,34 +23,25 @@ from pathlib import Path
 from typing import Any
 
 from faststream import FastStream
-from faststream.middlewares import AckPolicy
-from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from services.common import contracts as c
-from services.common.bus import (
-    Delivery,
-    backoff,
-    broker_connected,
-    declare_topology,
-    make_broker,
-    parse,
-    publish_work,
-    settle,
-)
-from services.common.control import environment_since, latest_sessions, sent_by
+from services.common.amqp import Link, declare_topology
+from services.common.bus import make_broker, publish_work
+from services.common.consumer import Delivery, GiveUp, Retries, Retry, consume, parser
+from services.common.control import latest_sessions, sent_by
 from services.common.errors import reader_error
 from services.common.logs import register_secrets
 from services.common.metrics import PICTURES
 from services.common.ops import Checks, OpsServer
-from services.common.settings import mask
 from services.common.topology import Topology
 from services.image_worker import claims
-from services.image_worker.ark import Ark
 from services.image_worker.config import ImageSettings
 from services.image_worker.download import Downloader
 from services.image_worker.jimeng import Jimeng, SessionPool
 from services.image_worker.provider import ImageError, Provider, Tally
+from services.image_worker.providers import adopt_kept_sessions, make_provider
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +117,7 @@ def hero_reference(media_dir: Path, task: c.ImageTask) -> Path | None:
 # Failures after which the provider may still draw, and charge for, the picture.
 UNKNOWN_OUTCOME = ("image_timeout",)
 DRAWN_ELSEWHERE_POLL = 10.0  # seconds: a picture drawn for another request is looked for again
+DOWNLOAD_PAUSES = (1.0, 3.0)  # seconds between tries of one download within an attempt
 
 
 def _claim_name(task: c.ImageTask) -> str:
@@ -213,55 +205,46 @@ class Illustrator:
             if status == "taken":
                 # Drawn for another request right now: look again later for its result,
                 # instead of paying for the same picture twice.
-                log.info("this picture is being drawn for another request; waiting for it", extra=extra)
-                await delivery.retry_later(DRAWN_ELSEWHERE_POLL, code="drawn_elsewhere", counted=False)
-                return
+                waiting = "this picture is being drawn for another request; waiting for it"
+                raise Retry(waiting, code="drawn_elsewhere", after=DRAWN_ELSEWHERE_POLL, counted=False)
             if status == "submitted":
                 lost = (
-                    "this picture was asked of the provider by a delivery that never finished (its worker "
-                    "stopped or lost the broker); not asked again, as it may be drawn and paid for already"
+                    "image_interrupted: this picture was asked of the provider by a delivery that never "
+                    "finished (its worker stopped or lost the broker); not asked again, as it may be drawn "
+                    "and paid for already"
                 )
-                await self._give_up(task, delivery, ImageError("image_interrupted", lost), Tally(), ledger)
-                return
+                raise GiveUp(lost, code="image_interrupted")
             if status == "drawn":
                 resume = held
         if task.kind == "sheet":
             await asyncio.to_thread(clear_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
-        reference: Path | None = hero_reference(self.settings.media_dir, task)
-        note: str | None = None
-        if task.use_sheet and not resume:
-            parked, reference, note = await self._sheet_for(task, delivery)
-            if parked:
-                return
+        sheet_wait = task.use_sheet and not resume
+        reference, note = await self._sheet_for(task, delivery) if sheet_wait else (None, None)
+        if task.kind == "sheet":  # the child's own hero, when the parent gave one
+            reference = hero_reference(self.settings.media_dir, task)
         tally = Tally()
         try:
-            last = delivery.retries + 1 >= self.settings.image_max_attempts
             async with asyncio.timeout(self.attempt_limit):
                 path, used, why = await self.draw(
-                    task, reference=reference, tally=tally, last=last, ledger=ledger, resume=resume
+                    task,
+                    reference=reference,
+                    tally=tally,
+                    last=delivery.last_attempt,
+                    ledger=ledger,
+                    resume=resume,
                 )
         except TimeoutError:
-            err = ImageError(
-                "image_timeout",
-                f"the picture was not drawn within {self.attempt_limit:.0f} s; not asked again, because the "
-                "provider goes on drawing (and charging) after we leave",
+            await self._report(task, tally, delivery)
+            late = (
+                f"image_timeout: the picture was not drawn within {self.attempt_limit:.0f} s; not asked "
+                "again, because the provider goes on drawing (and charging) after we leave"
             )
-            await self._give_up(task, delivery, err, tally, ledger)
-            return
+            raise GiveUp(late, code="image_timeout") from None
         except ImageError as err:
             await self._report(task, tally, delivery)
-            if err.retryable and delivery.retries + 1 < self.settings.image_max_attempts:
-                delay = backoff(delivery.retries, base=10, cap=RETRY_CAP)
-                log.warning(
-                    "picture attempt failed (%s); retrying in %.0fs",
-                    err.message,
-                    delay,
-                    extra={**extra, "code": err.code},
-                )
-                await delivery.retry_later(delay, code=err.code)
-                return
-            await self._give_up(task, delivery, err, Tally(), ledger)
-            return
+            if err.retryable:
+                raise Retry(f"picture attempt failed ({err.message})", code=err.code) from None
+            raise GiveUp(f"{err.code}: {err.message}", code=err.code) from None
         tally.pictures = 1
         if task.kind == "sheet":
             self.sheet_settled()
@@ -283,8 +266,8 @@ class Illustrator:
             )
         await self._result(ready)
 
-    async def _sheet_for(self, task: c.ImageTask, delivery: Delivery) -> tuple[bool, Path | None, str | None]:
-        """Wait for the story's character sheet: (parked for later, the sheet, why there is none)."""
+    async def _sheet_for(self, task: c.ImageTask, delivery: Delivery) -> tuple[Path | None, str | None]:
+        """The story's character sheet to draw the page from, or why there is none."""
         waited = float(delivery.headers.get("x-sheet-wait", 0) or 0)
         hold = min(SHEET_HOLD, max(0.0, self.settings.image_sheet_wait - waited))
         found, held = await self.wait_for_sheet(task.story_id, task.sheet, hold)
@@ -292,45 +275,37 @@ class Illustrator:
         if found is None and waited < self.settings.image_sheet_wait:
             # The sheet is still being drawn after a long hold: park, which frees this
             # slot, and come back without spending one of the task's attempts.
-            await delivery.retry_later(
-                SHEET_POLL,
+            raise Retry(
+                "the character sheet is still being drawn",
                 code="waiting_for_sheet",
+                after=SHEET_POLL,
                 counted=False,
                 headers={"x-sheet-wait": waited + SHEET_POLL},
             )
-            return True, None, None
         if isinstance(found, Path):
-            return False, found, None
-        why = "the character sheet could not be drawn" if found else "the character sheet was not ready"
-        return False, None, why
+            return found, None
+        return (
+            None,
+            "the character sheet could not be drawn" if found else "the character sheet was not ready",
+        )
 
-    async def _give_up(
-        self, task: c.ImageTask, delivery: Delivery, err: ImageError, tally: Tally, ledger: Ledger
-    ) -> None:
-        """The picture failed for good: the reader is told once, and may ask for a redraw."""
-        await self._report(task, tally, delivery)
-        log.error(
-            "picture failed: %s",
-            err.message,
-            extra={"story_id": task.story_id, "page": task.page, "attempt": task.attempt, "code": err.code},
-        )
-        PICTURES.labels(err.code).inc()
-        failed = c.ImageFailed(
-            story_id=task.story_id,
-            page=task.page,
-            attempt=task.attempt,
-            error=reader_error(err.code),
-            sheet=task.sheet if task.kind == "sheet" else "",
-        )
+    async def failed(self, task: c.ImageTask, given_up: GiveUp) -> c.ImageFailed:
+        """What the reader is told when the consumer gives the picture up (once; they may
+        ask for a redraw); a failed sheet lets the pages waiting for it draw from text."""
+        PICTURES.labels(given_up.code).inc()
         if task.kind == "sheet":
             await asyncio.to_thread(mark_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
             self.sheet_settled()
         if task.request:
-            await asyncio.to_thread(claims.release, ledger.folder, ledger.name, task.request)
-        await self._result(failed)
-        if err.retryable:
-            attempts = delivery.retries + 1
-            await delivery.dead_letter(f"{err.code}: {err.message} ({attempts} attempts)", code=err.code)
+            folder = self.settings.media_dir / task.story_id
+            await asyncio.to_thread(claims.release, folder, _claim_name(task), task.request)
+        return c.ImageFailed(
+            story_id=task.story_id,
+            page=task.page,
+            attempt=task.attempt,
+            error=reader_error(given_up.code),
+            sheet=task.sheet if task.kind == "sheet" else "",
+        )
 
     async def wait_for_sheet(self, story_id: str, key: str, hold: float) -> tuple[Path | str | None, float]:
         """The story's sheet (see find_sheet) as soon as it is there, looking for at most
@@ -362,7 +337,7 @@ class Illustrator:
             provider=self.provider.name if self.provider is not None else "",
         )
         try:
-            await self._result(report)
+            await self._result(report, patient=False)
         except Exception:  # the cost record must never fail the picture
             log.warning("usage report not delivered", extra={"story_id": task.story_id})
 
@@ -391,7 +366,7 @@ class Illustrator:
             url, used, why = str(resume["url"]), bool(resume.get("used")), resume.get("why")
         else:
             url, used, why = await self._draw_once(task, reference, tally, last, ledger)
-        data, ext = await self.downloader.fetch(url)
+        data, ext = await self._download(url)
         path = await asyncio.to_thread(
             store_file,
             self.settings.media_dir,
@@ -403,6 +378,20 @@ class Illustrator:
             name=c.sheet_name(task.sheet) if task.kind == "sheet" else "",
         )
         return path, used, why
+
+    async def _download(self, url: str) -> tuple[bytes, str]:
+        """The drawn picture's bytes; a CDN's bad moment is waited out here, briefly, then by
+        a later attempt that downloads the same URL (it lasts hours) instead of drawing."""
+        assert self.downloader is not None
+        for pause in DOWNLOAD_PAUSES:
+            try:
+                return await self.downloader.fetch(url)
+            except ImageError as err:
+                if not err.retryable:
+                    raise
+                log.warning("downloading the picture failed (%s); trying again in %.0fs", err.message, pause)
+            await asyncio.sleep(pause)
+        return await self.downloader.fetch(url)
 
     async def _draw_once(
         self, task: c.ImageTask, reference: Path | None, tally: Tally, last: bool, ledger: Ledger
@@ -452,58 +441,12 @@ class Illustrator:
             raise
         return url
 
-    async def _result(self, result: c.ImageReady | c.ImageFailed | c.UsageReport) -> None:
-        await publish_work(
-            self.broker,
-            self.topo,
-            result,
-            routing_key=self.topo.results_key,
-            headers={"story_id": result.story_id},
-        )
-
-
-async def adopt_kept_sessions(broker: RabbitBroker, topology: Topology, sessions: SessionPool) -> None:
-    """Session ids rotated by an operator while this worker was not running, unless the
-    environment changed since: the operator's newest intent wins."""
-    kept = await latest_sessions(broker, topology)
-    since = await environment_since(broker, topology, sessions.ids)
-    if kept is None:
-        log.info("jimeng session ids from JIMENG_SESSION_ID: %s", ", ".join(mask(i) for i in sessions.ids))
-        return
-    register_secrets(kept.ids)
-    if kept.at >= since:
-        sessions.apply(kept.mode, kept.ids, source=sent_by(kept))
-        return
-    log.error(
-        "the session ids kept by %s are older than this JIMENG_SESSION_ID (changed at %s) and are not "
-        "used; using the environment's %s. To use other ids, run `jimeng-session set` again",
-        sent_by(kept),
-        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(since)),
-        ", ".join(mask(i) for i in sessions.ids),
-    )
-    sessions.source = f"JIMENG_SESSION_ID (changed after {sent_by(kept)})"
-
-
-def make_provider(settings: ImageSettings, sessions: SessionPool) -> Provider:
-    """The provider IMAGE_PROVIDER names."""
-    if settings.provider == "ark":
-        assert settings.ark_api_key is not None  # the settings refuse ark without a key
-        return Ark(
-            base_url=settings.ark_base_url,
-            api_key=settings.ark_api_key.get_secret_value(),
-            model=settings.ark_image_model,
-            size=settings.ark_image_size,
-            timeout=settings.ark_timeout,
-        )
-    assert settings.jimeng_api_url is not None  # the settings refuse jimeng without one
-    return Jimeng(
-        base_url=settings.jimeng_api_url,
-        sessions=sessions,
-        model=settings.jimeng_model,
-        timeout=settings.jimeng_timeout,
-        resolution=settings.jimeng_resolution,
-        check_every=settings.jimeng_check_every,
-    )
+    async def _result(self, result: c.ImageReady | c.UsageReport, *, patient: bool = True) -> None:
+        # Patient: a picture drawn (and paid for) is not drawn again because the broker
+        # blinked; a requeued task finds its claim done and sends the result again.
+        headers = {"story_id": result.story_id}
+        key = self.topo.results_key
+        await publish_work(self.broker, self.topo, result, routing_key=key, headers=headers, patient=patient)
 
 
 def soften(prompt: str) -> str:
@@ -518,29 +461,27 @@ def create_app(settings: ImageSettings) -> FastStream:
     register_secrets(settings.secrets())
     topology = Topology(settings.rabbitmq_prefix)
     broker = make_broker(settings.rabbitmq_url, service="image_worker")
+    link = Link(settings.rabbitmq_url, name="image_worker")
     illustrator = Illustrator(settings=settings, broker=broker, topology=topology)
     replica = f"image-{socket.gethostname()}-{os.getpid()}"
 
     async def checks() -> Checks:
         assert illustrator.provider is not None
-        broker_ok = "ok" if broker_connected(broker) else "unreachable: check RABBITMQ_URL"
+        broker_ok = "ok" if link.connected else "unreachable: check RABBITMQ_URL"
         return {"broker": broker_ok, **await illustrator.provider.readiness()}
 
     ops = OpsServer(host=settings.ops_host, port=settings.image_ops_port, checks=checks)
-
-    @broker.subscriber(
+    retries = Retries(settings.image_max_attempts, base=10.0, cap=RETRY_CAP)
+    consume(
+        broker,
+        topology,
         topology.image_queue,
-        topology.work_exchange,
-        channel=Channel(prefetch_count=settings.image_concurrency),
-        ack_policy=AckPolicy.MANUAL,
+        illustrator.handle,
+        parse=parser(c.image_task_adapter),
+        prefetch=settings.image_concurrency,
+        retries=retries,
+        report=illustrator.failed,
     )
-    async def on_task(msg: RabbitMessage) -> None:
-        delivery = Delivery(broker, topology, msg, key=topology.image_key)
-
-        async def work() -> None:
-            await illustrator.handle(parse(c.image_task_adapter, msg.body), delivery)
-
-        await settle(delivery, work)
 
     @broker.subscriber(topology.control_queue(replica), topology.control_exchange, no_reply=True)
     async def on_control(msg: RabbitMessage) -> None:
@@ -549,24 +490,44 @@ def create_app(settings: ImageSettings) -> FastStream:
         except ValueError:
             log.error("unreadable control message ignored")
             return
+        apply_command(command)
+
+    def apply_command(command: c.JimengSessions) -> None:
         register_secrets(command.ids)
+        illustrator.sessions.applied_at = max(illustrator.sessions.applied_at, command.at)
         illustrator.sessions.apply(command.mode, command.ids, source=sent_by(command))
         illustrator.forget_session_check()
 
+    async def follow_kept_sessions() -> None:
+        """A rotation sent while this worker's control queue was gone (a reconnect to
+        the broker) is still applied: the kept command is read again every minute."""
+        while True:
+            await asyncio.sleep(settings.jimeng_check_every)
+            with contextlib.suppress(Exception):  # the broker may be away; next time then
+                kept = await latest_sessions(link, topology)
+                if kept is not None and kept.at > illustrator.sessions.applied_at:
+                    log.warning("a session command sent while this worker was away is applied now")
+                    apply_command(kept)
+
     app = FastStream(broker, logger=logging.getLogger("faststream"))
+    following: list[asyncio.Task[None]] = []
 
     @app.on_startup
     async def _start() -> None:
-        await broker.connect()
-        await declare_topology(broker, topology)
+        await link.connect()
+        await declare_topology(link, topology)
         if settings.provider == "jimeng":
-            await adopt_kept_sessions(broker, topology, illustrator.sessions)
+            await adopt_kept_sessions(link, topology, illustrator.sessions)
+            following.append(asyncio.create_task(follow_kept_sessions(), name="follow-kept-sessions"))
         await illustrator.start()
         await ops.start()
 
     @app.on_shutdown
     async def _stop() -> None:
+        for task in following:
+            task.cancel()
         await ops.stop()
         await illustrator.stop()
+        await link.close()
 
     return app

@@ -135,6 +135,8 @@ class Ark:
             headers={"Authorization": f"Bearer {api_key}"},
         )
         self._check: tuple[float, str] | None = None
+        # A quota or balance refusal seen while drawing, until a picture is drawn again.
+        self._billing: str | None = None
 
     async def start(self) -> None:
         """Nothing to start: the key is checked when /readyz asks."""
@@ -191,12 +193,17 @@ class Ark:
         if resp.status_code == 200:
             found = picture_url(answer)
             if isinstance(found, str):
+                self._billing = None
                 self._remember("ok")
                 return found
             raise found
         err = classify(resp.status_code, answer)
         if err.code in {"image_auth", "image_config", "image_no_credits"}:
             self._remember(err.message)
+        if err.code == "image_no_credits":
+            # The no-prompt probe cannot see quota or balance: keep saying so until a
+            # picture is drawn again.
+            self._billing = err.message
         raise err
 
     async def readiness(self) -> Checks:
@@ -204,7 +211,10 @@ class Ark:
         if self._check is None or now - self._check[0] > CHECK_EVERY:
             self._remember(await self.check())
         assert self._check is not None
-        return {"ark": self._check[1]}
+        said = self._check[1]
+        if self._billing and (said == "ok" or said.startswith("ok ")):
+            said = self._billing
+        return {"ark": said}
 
     def _remember(self, verdict: str) -> None:
         self._check = (time.monotonic(), verdict)

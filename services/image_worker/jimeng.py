@@ -144,6 +144,8 @@ class SessionPool:
     ids: list[str]
     source: str = "JIMENG_SESSION_ID"
     aside: dict[str, str] = field(default_factory=dict)  # id -> EXPIRED or NO_CREDITS
+    # When the newest operator command this worker has judged was sent (unix time).
+    applied_at: float = 0.0
     _next: int = 0
 
     def live(self) -> list[str]:

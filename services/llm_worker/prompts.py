@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from services.common import safety
 from services.common.contracts import Outline, OutlineTask, PageTask
 
 CONTEXT_MARKER = "STORY_CONTEXT_JSON:"
@@ -149,3 +150,23 @@ def safe_scene(outline: Outline) -> str:
     """A picture that cannot go wrong, for when a page's own scene is not fit to draw."""
     names = ", ".join(c.name for c in outline.characters) or "the friends"
     return f"{names} smiling together in {outline.setting or 'a sunny meadow'}, a calm and happy moment."
+
+
+def outline_texts(outline: Outline) -> list[str]:
+    """Every part of an outline a reader or a picture prompt will carry."""
+    people = [part for ch in outline.characters for part in (ch.name, ch.look)]
+    return [outline.title, outline.style, outline.setting, *people, *outline.arc]
+
+
+def scene(task: PageTask, illustration: str) -> str:
+    """The page's scene for its picture, or a calm one when it is not fit for the reader."""
+    if not safety.check(illustration, age=task.brief.age).ok:
+        return safe_scene(task.outline)
+    return illustration
+
+
+def lead_style(task: OutlineTask, style: str) -> str:
+    """The reader's chosen style leads; the model's wording of it follows."""
+    if task.brief.style.lower() in style.lower():
+        return style
+    return f"{task.brief.style}, {style}".strip(", ")

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.bus import make_broker
+from services.common.amqp import Link
 from services.common.contracts import JimengSessions
 from services.common.control import send_sessions
 from services.common.topology import Topology
@@ -181,13 +181,9 @@ def picture(page: int = 0) -> Any:
 async def test_jimeng_faults(faulty: Stack, fault: dict[str, Any], expect: str) -> None:
     # An id set aside by an earlier scenario (expired, no credits) is given back the way
     # an operator would, so each scenario starts from a live id.
-    broker = make_broker(faulty.config.rabbitmq_url)
-    await broker.connect()
-    try:
+    async with Link(faulty.config.rabbitmq_url) as link:
         command = JimengSessions(mode="set", ids=["offline-fake-session"], at=time.time())
-        await send_sessions(broker, Topology(faulty.config.prefix), command)
-    finally:
-        await broker.stop()
+        await send_sessions(link, Topology(faulty.config.prefix), command)
     await asyncio.sleep(0.5)
     dead_before = await queue_depth(faulty.config.rabbitmq_url, f"{faulty.config.prefix}.dead")
     reading, took = await first_page(faulty, jimeng=fault, until=picture(0), limit=120)

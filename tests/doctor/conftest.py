@@ -15,16 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from services.common.bus import declare_topology, make_broker
+from services.common.amqp import Link, declare_topology, delete_topology
 from services.common.topology import Topology
 from services.fakes import jimeng, moonshot
 from services.fakes.serving import BackgroundServer
-from tests.support.broker import delete_topology
 from tests.support.infra import unique
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,30 +102,14 @@ def base_env(amqp_url: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-async def drop_topology(url: str, prefix: str) -> None:
-    """Everything declare_topology made, so the shared broker is left as found."""
-    await delete_topology(url, prefix)
-    topo = Topology(prefix)
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        for name in topo.all_queue_names:
-            await channel.queue_delete(name)
-        await channel.exchange_delete(topo.control_exchange.name)
-
-
 @pytest.fixture
 async def prefix(amqp_url: str) -> AsyncIterator[str]:
     """A topology of our own on the shared broker, declared as the services declare it."""
     name = unique("tdoc-")
-    broker = make_broker(amqp_url)
-    await broker.connect()
-    try:
-        await declare_topology(broker, Topology(name))
-    finally:
-        await broker.stop()
+    async with Link(amqp_url) as link:
+        await declare_topology(link, Topology(name))
     yield name
-    await drop_topology(amqp_url, name)
+    await delete_topology(amqp_url, name)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from tests.support.broker import queue_depth
 
 
 async def publish_dead(url: str, prefix: str, *, story_id: str, reason: str, code: str) -> None:
-    """A dead letter as bus.Delivery.dead_letter writes it."""
+    """A dead letter as the consumer (services.common.consumer) writes it."""
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.bus import make_broker
+from services.common.amqp import Link
 from services.common.contracts import JimengSessions
 from services.common.control import send_sessions
 from services.common.topology import Topology
@@ -72,6 +72,7 @@ def broke_and_live(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         gateways=1,
         jimeng_seconds=0.3,
         jimeng_args=["--broke-ids", BROKE],
+        jimeng_url_ttl=600.0,  # a picture's URL outlives the retries of its download
         extra_env={
             "JIMENG_SESSION_ID": f"{BROKE},{LIVE}",
             "JIMENG_TIMEOUT": "2",
@@ -118,6 +119,29 @@ async def test_an_unreachable_jimeng_is_not_ready_and_marks_no_id_dead(broke_and
     assert "expired" not in down["checks"]["sessions"]
     back = await readyz(broke_and_live, until=lambda b: b["code"] == 200)
     assert back["code"] == 200 and "1 of 2 ids can draw" in back["checks"]["sessions"], back
+
+
+async def test_a_download_that_fails_is_tried_again_without_drawing_again(broke_and_live: Stack) -> None:
+    before = await stats(broke_and_live)
+    async with httpx.AsyncClient(timeout=10) as http:
+        # The sheet is drawn and paid; its downloads fail for a while (the CDN's bad
+        # minute): longer than one attempt waits, so a later attempt fetches it.
+        await http.post(f"{broke_and_live.jimeng_url}/_fake/files", json={"fail": 4})
+    reading = Reading()
+    reader = await first_picture(broke_and_live, reading, premise="一只小鸭子找妈妈")
+    try:
+        story = await reader.story()
+    finally:
+        await reader.close()
+    after = await stats(broke_and_live)
+    assert not reading.of("page.image.failed")
+    assert story["character_sheet"]["status"] == "ready", story["character_sheet"]
+    assert story["pages"][0]["image"]["reference"] == "character_sheet"
+    calls = sum(
+        after["requests"].get(k, 0) - before["requests"].get(k, 0) for k in ("generations", "compositions")
+    )
+    paid = after["paid"] - before["paid"]
+    assert calls == paid == 2, "the sheet and page 0, each drawn once: the failed download was fetched again"
 
 
 async def test_a_picture_slower_than_the_timeout_is_paid_once_and_left_to_the_reader(
@@ -204,13 +228,9 @@ async def test_a_changed_environment_wins_over_an_older_kept_set(amqp_url: str, 
         jimeng_args=["--dead-ids", DEAD],
         extra_env={"JIMENG_SESSION_ID": LIVE, "CREATE_PER_MINUTE": "1000"},
     ) as stack:
-        broker = make_broker(amqp_url)
-        await broker.connect()
-        try:
+        async with Link(amqp_url) as link:
             command = JimengSessions(mode="set", ids=[DEAD], at=time.time())
-            await send_sessions(broker, Topology(stack.config.prefix), command)
-        finally:
-            await broker.stop()
+            await send_sessions(link, Topology(stack.config.prefix), command)
         applied = await readyz(stack, until=lambda b: b["code"] == 503)
         assert "…dd44 expired" in applied["checks"]["sessions"]
         assert "`jimeng-session set` at" in applied["checks"]["sessions"]

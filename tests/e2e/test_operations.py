@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.common.bus import make_broker
+from services.common.amqp import Link
 from services.common.contracts import JimengSessions
 from services.common.control import send_sessions
 from services.common.topology import Topology
@@ -102,14 +102,10 @@ async def test_expired_session_makes_the_image_worker_unready_and_rotation_fixes
                 failed = reading.of("page.image.failed")[0]
                 assert failed["error"]["code"] == "image_session_expired"
 
-                broker = make_broker(amqp_url)
-                await broker.connect()
-                try:
+                async with Link(amqp_url) as link:
                     await send_sessions(
-                        broker, Topology(stack.config.prefix), JimengSessions(mode="set", ids=[LIVE])
+                        link, Topology(stack.config.prefix), JimengSessions(mode="set", ids=[LIVE])
                     )
-                finally:
-                    await broker.stop()
                 for _ in range(50):
                     if (await http.get(f"{ops}/readyz")).status_code == 200:
                         break

@@ -16,6 +16,7 @@ from PIL import Image
 from services.devstack.procs import free_port
 from services.fakes import ark
 from services.fakes.serving import BackgroundServer
+from services.image_worker import ark as ark_client
 from services.image_worker.ark import Ark
 from services.image_worker.provider import ImageError, Tally
 from tests.fakes.conftest import ARK_KEY
@@ -288,3 +289,21 @@ async def test_a_connection_that_cannot_be_opened_is_retryable_and_costs_nothing
         await provider.close()
     assert info.value.code == "image_failed" and info.value.retryable and tally.calls == 0
     assert ready.startswith("unreachable at ARK_BASE_URL")
+
+
+async def test_quota_stays_in_readiness_until_a_picture_is_drawn_again(
+    ark_server: BackgroundServer, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The no-prompt probe cannot see quota: what a picture was told must not be forgotten.
+    monkeypatch.setattr(ark_client, "CHECK_EVERY", 0.0)
+    await http.post(f"{ark_server.url}/_fake/faults", json={"mode": "quota"})
+    provider = client(ark_server)
+    try:
+        with pytest.raises(ImageError):
+            await provider.draw(prompt="x", ratio="1:1", reference=None, tally=Tally())
+        for _ in range(2):  # the probe is asked again each time, and answers "ok"
+            assert "quota" in (await provider.readiness())["ark"].lower()
+        await provider.draw(prompt="x", ratio="1:1", reference=None, tally=Tally())
+        assert await provider.readiness() == {"ark": "ok"}
+    finally:
+        await provider.close()

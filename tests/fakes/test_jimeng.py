@@ -95,8 +95,8 @@ async def test_size_is_refused_with_http_200(
     [
         ({}, -2000, "Params body.prompt invalid"),
         ({"prompt": 3}, -2000, "Params body.prompt invalid"),
-        ({"prompt": "x", "ratio": "5:4"}, -2000, "不支持的比例"),
-        ({"prompt": "x", "resolution": "8k"}, -2000, "不支持的分辨率"),
+        ({"prompt": "x", "ratio": "5:4"}, -1000, "不支持的比例"),
+        ({"prompt": "x", "resolution": "8k"}, -1000, "不支持的分辨率"),
     ],
 )
 async def test_bad_parameters(

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import aio_pika
 
-from services.common.topology import Topology
+# One clean-up for tests and the bench: everything declare_topology makes.
+from services.common.amqp import delete_topology
+
+__all__ = ["delete_topology", "queue_counts", "queue_depth"]
 
 
-async def delete_topology(url: str, prefix: str) -> None:
-    topo = Topology(prefix)
+async def queue_counts(url: str, name: str) -> tuple[int, int]:
+    """(messages, consumers) of a queue, by a passive declare."""
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
-        for name in [*topo.work_queue_names, topo.dead_queue.name]:
-            await channel.queue_delete(name)
-        for ex in (topo.work_exchange, topo.live_exchange, topo.dead_exchange):
-            await channel.exchange_delete(ex.name)
+        found = (await channel.declare_queue(name, passive=True)).declaration_result
+        return int(found.message_count or 0), int(found.consumer_count or 0)
 
 
 async def queue_depth(url: str, name: str) -> int:
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(name, passive=True)
-        return int(queue.declaration_result.message_count or 0)
+    return (await queue_counts(url, name))[0]

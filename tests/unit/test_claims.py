@@ -47,3 +47,22 @@ def test_a_failed_picture_may_be_drawn_by_the_next_request(tmp_path: Path) -> No
 def test_a_claim_being_written_counts_as_taken(tmp_path: Path) -> None:
     claims.claim_path(tmp_path, "p4-a1").touch()  # created, not yet written
     assert claims.claim(tmp_path, "p4-a1", "second", stale_after=STALE) == ("taken", {})
+
+
+def test_a_request_that_reached_the_provider_is_never_drawn_again(tmp_path: Path) -> None:
+    assert claims.claim(tmp_path, "p0-a1", "req-1", stale_after=60)[0] == "mine"
+    claims.mark(tmp_path, "p0-a1", "req-1", "submitted")
+    # Its worker died mid-draw: the redelivered copy must not ask again (it may be paid).
+    assert claims.claim(tmp_path, "p0-a1", "req-1", stale_after=60)[0] == "submitted"
+    claims.mark(tmp_path, "p0-a1", "req-1", "drawn", url="https://cdn/x.webp", used=True, why=None)
+    status, held = claims.claim(tmp_path, "p0-a1", "req-1", stale_after=60)
+    assert status == "drawn" and held["url"] == "https://cdn/x.webp" and held["used"] is True
+    # Another request for the same picture waits for this one.
+    assert claims.claim(tmp_path, "p0-a1", "req-2", stale_after=60)[0] == "taken"
+
+
+def test_an_answered_call_that_cost_nothing_may_be_tried_again(tmp_path: Path) -> None:
+    claims.claim(tmp_path, "p0-a1", "req-1", stale_after=60)
+    claims.mark(tmp_path, "p0-a1", "req-1", "submitted")
+    claims.mark(tmp_path, "p0-a1", "req-1", "drawing")  # e.g. a -1000 outage: nothing drawn
+    assert claims.claim(tmp_path, "p0-a1", "req-1", stale_after=60)[0] == "mine"

@@ -15,9 +15,9 @@ from pydantic import SecretStr
 
 from services.common import contracts as c
 from services.common.topology import Topology
-from services.llm_worker.app import Writer
 from services.llm_worker.config import LlmSettings
 from services.llm_worker.moonshot import LlmError
+from services.llm_worker.story import Writer
 
 BRIEF = c.StoryBrief(premise="a bunny and a dragon", age=6, language="en", style="watercolor", total_pages=4)
 OUTLINE = {
@@ -39,7 +39,7 @@ class Scripted(Writer):
 
     def __init__(self, answer: dict[str, Any]) -> None:
         settings = LlmSettings.model_construct(moonshot_api_key=SecretStr("sk-unit-test-000000"))
-        super().__init__(settings=settings, broker=None, topology=Topology("unit"))  # type: ignore[arg-type]
+        super().__init__(settings=settings, broker=None, link=None, topology=Topology("unit"))  # type: ignore[arg-type]
         self.answer = json.dumps(answer)
         self.results: list[c.Contract] = []
         self.pictures: list[c.ImageTask] = []
@@ -51,7 +51,7 @@ class Scripted(Writer):
         for i in range(0, len(text), 7):
             yield text[i : i + 7]
 
-    async def _result(self, result: c.Contract, story_id: str) -> None:
+    async def _result(self, result: c.Contract, story_id: str, **_: Any) -> None:
         self.results.append(result)
 
     async def _picture(self, task: c.ImageTask) -> None:

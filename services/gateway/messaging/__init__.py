@@ -1,0 +1,1 @@
+"""The gateway's side of RabbitMQ, one job a module (bus.py puts them together)."""
