@@ -138,12 +138,6 @@ def sheet_prompt(characters: list[Character], style: str) -> str:
     )
 
 
-def sheet_name(key: str) -> str:
-    """File name (without extension) of a character sheet in its story's media folder
-    ("sheet" for one drawn before sheets had keys)."""
-    return f"sheet-{key}" if key else "sheet"
-
-
 class ImageTask(Contract):
     story_id: str
     page: int
@@ -204,7 +198,7 @@ class ImageReady(Contract):
     kind: Literal["image.ready"] = "image.ready"
     story_id: str
     page: int
-    # Path of the picture relative to MEDIA_DIR; the gateway serves it under /media/.
+    # The picture's key in the media store (media.py); the gateway serves it under /media/.
     media_path: str
     attempt: int = 1
     # How it was drawn: "character_sheet" (with the sheet as reference) or "text_only";

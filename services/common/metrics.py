@@ -88,3 +88,17 @@ READY = Gauge(
     "1 when this process's last readiness check passed, else 0.",
     registry=REGISTRY,
 )
+MEDIA_OBJECTS = Counter(
+    f"{PREFIX}_media_objects_total",
+    "Requests to the media store (a folder or an S3 bucket), by store and operation "
+    "(put, get, list, delete).",
+    ["store", "op"],
+    registry=REGISTRY,
+)
+BUDGET_WAIT = Histogram(
+    f"{PREFIX}_budget_wait_seconds",
+    "Time a call waited for its upstream budget (concurrency and calls per minute), by budget.",
+    ["budget"],
+    buckets=(0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
+    registry=REGISTRY,
+)

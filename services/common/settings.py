@@ -39,6 +39,9 @@ class ServiceSettings(BaseSettings):
         description="prefix of every exchange and queue name",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Shared by every worker on every machine: fleet-wide upstream budgets and
+    # picture claims. Unset: each process keeps its own budget (one machine).
+    redis_url: str | None = Field(default=None, description="redis://host:6379/0")
 
     @field_validator("rabbitmq_url")
     @classmethod
@@ -47,6 +50,23 @@ class ServiceSettings(BaseSettings):
         if parts.scheme not in {"amqp", "amqps"} or not parts.hostname:
             raise ValueError("must look like amqp://user:password@host:5672/")
         return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("must look like redis://host:6379/0")
+        return value.strip()
+
+
+def http_url(value: str, *, like: str) -> str:
+    """An http(s) URL with a host, without its trailing slash; else the error says `like`."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL like {like}")
+    return value.rstrip("/")
 
 
 def secret_ok(value: SecretStr | None, *, env: str) -> bool:
@@ -89,6 +109,15 @@ FIXES: dict[str, str] = {
     "JIMENG_SESSION_ID": "set JIMENG_SESSION_ID to one or more sessionid cookies from jimeng.jianying.com, "
     "comma-separated, in the image_worker's environment (or set ARK_API_KEY to draw with Volcengine Ark)",
     "GATEWAY_PORT": "use a free TCP port number, e.g. 8000",
+    "REDIS_URL": "set REDIS_URL=redis://host:6379/0 (the Redis every worker shares), or leave it unset "
+    "on one machine",
+    "MEDIA_STORE": "use file:/path/to/media or s3://bucket/prefix (with S3_ENDPOINT_URL for OSS or MinIO)",
+    "S3_ENDPOINT_URL": "use the S3 API address of your object storage, e.g. "
+    "https://oss-cn-hangzhou.aliyuncs.com (unset for AWS S3)",
+    "S3_ADDRESSING_STYLE": "use auto, path (MinIO) or virtual (Alibaba OSS)",
+    "AWS_ACCESS_KEY_ID": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to a key that may read and "
+    "write the bucket (an OSS AccessKey works)",
+    "AWS_SECRET_ACCESS_KEY": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together",
 }
 
 

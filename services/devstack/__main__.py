@@ -78,6 +78,8 @@ def configure(env: dict[str, str]) -> StackConfig:
         ark_seconds=8.0 / speed,
         database_url=env.get("DATABASE_URL", "sqlite+aiosqlite:///var/stories.db"),
         media_dir=Path(env.get("MEDIA_DIR", "var/media")),
+        media_store=env.get("MEDIA_STORE") or None,
+        redis_url=env.get("REDIS_URL") or None,
         story_pages=int(env.get("STORY_PAGES", "6")),
         use_fake_moonshot=not env.get("MOONSHOT_API_KEY"),
         use_fake_jimeng=provider == "jimeng" and not env.get("JIMENG_SESSION_ID"),

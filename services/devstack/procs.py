@@ -145,6 +145,11 @@ class StackConfig:
     gateway_port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/stories.db"
     media_dir: Path = Path("var/media")
+    # Where pictures live instead of media_dir: s3://<bucket>/<prefix> (with
+    # S3_ENDPOINT_URL and the AWS_* keys in the environment) or file:<dir>.
+    media_store: str | None = None
+    # The Redis every worker shares (claims, fleet-wide budgets); None: none.
+    redis_url: str | None = None
     log_dir: Path | None = None
     story_pages: int = 6
     # Fakes: started when the real upstream is not configured.
@@ -216,6 +221,10 @@ class Stack:
             STORY_PAGES=str(cfg.story_pages),
             PYTHONUNBUFFERED="1",
         )
+        if cfg.media_store:
+            env["MEDIA_STORE"] = cfg.media_store
+        if cfg.redis_url:
+            env["REDIS_URL"] = cfg.redis_url
         if cfg.use_fake_moonshot:
             env.update(MOONSHOT_BASE_URL=self.moonshot_url, MOONSHOT_API_KEY="sk-offline-fake-key")
         if cfg.use_fake_ark:

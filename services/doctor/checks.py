@@ -7,7 +7,7 @@ import functools
 from collections.abc import Awaitable
 
 from services.common.contracts import JimengSessions, SessionsEnvironment
-from services.doctor import ark, broker, jimeng, moonshot, processes, store
+from services.doctor import ark, broker, jimeng, moonshot, processes, shared, store
 from services.doctor.environment import Environment
 from services.doctor.report import Row
 
@@ -29,6 +29,8 @@ async def run_checks(env: Environment, *, wait: float) -> list[Row]:
         sections += _llm(env, wait=wait, limit=limit)
     if env.has("image_worker"):
         sections += _image(env, probe, wait=wait, limit=limit)
+    if redis_url := _redis_url(env):
+        sections.append(_one("redis", shared.check_redis(redis_url, wait=wait), limit))
     results = await asyncio.gather(*sections)
     return [*env.rows, *(row for rows in results for row in rows)]
 
@@ -58,10 +60,10 @@ def _gateway(env: Environment, *, wait: float, limit: float) -> list[Section]:
         why = "gateway configuration is invalid (see config gateway)"
         return [_skipped("store", why), _skipped("gateway ready", why)]
     base = f"http://127.0.0.1:{s.gateway_port}"
-    media = asyncio.to_thread(store.check_media, s.media_dir, service="gateway")
+    media = shared.check_media(s, service="gateway")
     return [
         _one("store", store.check_store(s.database_url, wait=wait), limit),
-        _one("media dir", media, limit),
+        _one(shared.media_check_name(s), media, limit),
         _one(
             "gateway ready", processes.check_ready("gateway", base, setting="GATEWAY_PORT", wait=wait), limit
         ),
@@ -93,10 +95,18 @@ def _image(
         # Handed over unstarted: the check reads the kept command only once jimeng-api answers.
         kept = functools.partial(_kept, probe)
         sections = [_guard("jimeng-api", jimeng.check_jimeng(s, kept, wait=wait), jimeng_limit)]
-    if not env.has("gateway"):  # otherwise the gateway's row is about the same directory
-        media = asyncio.to_thread(store.check_media, s.media_dir, service="image_worker")
-        sections.append(_one("media dir", media, limit))
+    if not env.has("gateway"):  # otherwise the gateway's row is about the same store
+        media = shared.check_media(s, service="image_worker")
+        sections.append(_one(shared.media_check_name(s), media, limit))
     return [*sections, ready]
+
+
+def _redis_url(env: Environment) -> str | None:
+    """The Redis the workers share (the first configured service's REDIS_URL)."""
+    for settings in (env.image, env.llm):
+        if settings is not None and settings.redis_url:
+            return settings.redis_url
+    return None
 
 
 async def _skipped(check: str, why: str) -> list[Row]:

@@ -17,6 +17,7 @@ from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings
 
 from services.common.logs import register_secrets
+from services.common.mediastore import MediaSettings
 from services.common.settings import ServiceSettings, describe_errors, mask
 from services.doctor.report import Row
 from services.gateway.config import GatewaySettings
@@ -41,6 +42,7 @@ class DoctorSettings(BaseSettings):
     moonshot_api_key: SecretStr | None = None
     jimeng_session_id: SecretStr | None = None
     ark_api_key: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
     image_provider: str | None = None
 
     @property
@@ -50,7 +52,7 @@ class DoctorSettings(BaseSettings):
         return "ark" if provider == "ark" else "jimeng-api"
 
     def secrets(self) -> list[str]:
-        values = [self.moonshot_api_key, self.jimeng_session_id, self.ark_api_key]
+        values = [self.moonshot_api_key, self.jimeng_session_id, self.ark_api_key, self.aws_secret_access_key]
         raw = [v.get_secret_value() for v in values if v is not None]
         return [part.strip() for value in raw for part in value.split(",") if part.strip()]
 
@@ -112,7 +114,7 @@ def _load(cls: type[S], service: str, rows: list[Row], describe: Callable[[S], s
 def _describe_gateway(s: GatewaySettings) -> str:
     return (
         f"RABBITMQ_URL={redact_url(s.rabbitmq_url)}, DATABASE_URL={redact_url(s.database_url)}, "
-        f"MEDIA_DIR={s.media_dir}, GATEWAY_PORT={s.gateway_port}"
+        f"{_media(s)}, GATEWAY_PORT={s.gateway_port}"
     )
 
 
@@ -121,6 +123,7 @@ def _describe_llm(s: LlmSettings) -> str:
     return (
         f"MOONSHOT_API_KEY {mask(s.moonshot_api_key.get_secret_value())}, "
         f"MOONSHOT_BASE_URL={s.moonshot_base_url}, MOONSHOT_MODEL={s.moonshot_model}, LLM_PROXY={proxy}"
+        + (f", REDIS_URL={redact_url(s.redis_url)}" if s.redis_url else "")
     )
 
 
@@ -129,13 +132,18 @@ def _describe_image(s: ImageSettings) -> str:
         key = mask(s.ark_api_key.get_secret_value()) if s.ark_api_key is not None else "none"
         return (
             f"IMAGE_PROVIDER=ark, ARK_API_KEY {key}, ARK_BASE_URL={s.ark_base_url}, "
-            f"ARK_IMAGE_MODEL={s.ark_image_model}, ARK_IMAGE_SIZE={s.ark_image_size}, MEDIA_DIR={s.media_dir}"
+            f"ARK_IMAGE_MODEL={s.ark_image_model}, ARK_IMAGE_SIZE={s.ark_image_size}, {_media(s)}"
         )
     ids = ", ".join(mask(i) for i in s.session_ids)
     return (
         f"IMAGE_PROVIDER=jimeng, JIMENG_API_URL={s.jimeng_api_url}, "
-        f"JIMENG_SESSION_ID: {len(s.session_ids)} id(s) ({ids}), MEDIA_DIR={s.media_dir}"
+        f"JIMENG_SESSION_ID: {len(s.session_ids)} id(s) ({ids}), {_media(s)}"
     )
+
+
+def _media(s: MediaSettings) -> str:
+    where = f"MEDIA_STORE={s.media_store}" if s.media_store else f"MEDIA_DIR={s.media_dir}"
+    return where + (f", REDIS_URL={redact_url(s.redis_url)}" if s.redis_url else "")
 
 
 # ------------------------------------------------------------------ small helpers

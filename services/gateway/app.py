@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,11 +13,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.logs import bind, register_secrets
+from services.common.mediastore import FileStore, open_store
 from services.common.metrics import HTTP_RESPONSES, WS_CONNECTIONS
 from services.common.ops import metrics_response
 from services.common.topology import Topology
+from services.gateway import media
 from services.gateway.api import errors, http, ws
-from services.gateway.api.errors import ApiError, error_response
+from services.gateway.api.errors import error_response
 from services.gateway.bus import GatewayBus
 from services.gateway.config import GatewaySettings
 from services.gateway.guards import SecurityHeaders, SocketLimits
@@ -27,11 +28,6 @@ from services.gateway.store.repo import Store
 from services.gateway.stories import StoryService
 
 STATIC = Path(__file__).parent / "static"
-# What /media serves: a story's pictures by their own names. Claims (".….claim"),
-# ".failed" markers and half-written ".part-…" files start with a dot and never match.
-MEDIA_STORY = re.compile(r"[A-Za-z0-9_-]{1,64}")
-MEDIA_PICTURE = re.compile(r"[A-Za-z0-9_-]{1,120}\.(webp|png|jpg)")
-PICTURE_TYPES = {"webp": "image/webp", "png": "image/png", "jpg": "image/jpeg"}
 
 
 class BodyLimit:
@@ -82,8 +78,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     store = Store(settings.database_url, topology=topology)
     hub = Hub(buffer=settings.ws_send_buffer)
     bus = GatewayBus(url=settings.rabbitmq_url, topology=topology, store=store, hub=hub)
-    service = StoryService(settings=settings, store=store, bus=bus)
-    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    media_store = open_store(settings)
+    service = StoryService(settings=settings, store=store, bus=bus, media=media_store)
+    if isinstance(media_store, FileStore):
+        media_store.root.mkdir(parents=True, exist_ok=True)
+    register_secrets(settings.media_secrets())
     if settings.admin_token is not None:
         register_secrets([settings.admin_token.get_secret_value()])
 
@@ -109,32 +108,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.hub = hub
     app.state.bus = bus
     app.state.service = service
+    app.state.media = media_store
     app.state.sockets = SocketLimits(per_story=settings.ws_per_story, per_client=settings.ws_per_client)
     errors.install(app)
     app.include_router(http.router)
     app.include_router(ws.router)
-
-
-    @app.get("/media/{story_id}/{name}", include_in_schema=False)
-    async def media(story_id: str, name: str) -> Response:
-        picture = MEDIA_PICTURE.fullmatch(name)
-        path = settings.media_dir / story_id / name
-        if (
-            not MEDIA_STORY.fullmatch(story_id)
-            or picture is None
-            or not await store.is_current_picture(story_id, f"{story_id}/{name}")
-            or not path.is_file()
-        ):
-            raise ApiError(
-                404, "not_found", "There is no picture at this address; it may have been drawn again."
-            )
-        # Names are never reused, so a picture can be cached for good.
-        return FileResponse(
-            path,
-            media_type=PICTURE_TYPES[picture.group(1)],
-            headers={"Cache-Control": "public, max-age=31536000, immutable"},
-        )
-
+    app.include_router(media.router)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from services.common.settings import ServiceSettings
+from services.common.mediastore import MediaSettings
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(MediaSettings):
     gateway_host: str = "0.0.0.0"
     gateway_port: int = Field(default=8000, ge=1, le=65535)
     database_url: str = Field(default="sqlite+aiosqlite:///var/stories.db")
-    media_dir: Path = Path("var/media")
     story_pages: int = Field(default=6, ge=2, le=30, description="pages in a story")
     default_style: str = "watercolor"
     max_body_bytes: int = Field(default=16_384, ge=1024)

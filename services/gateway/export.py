@@ -1,11 +1,11 @@
 """Export a story as a picture book: one self-contained HTML page, a PDF, an EPUB 3.
 
 Pure functions over the story view the store hands out (`StoryView`, or the shared
-`SharedStory`: the public story JSON) and the media directory its pictures live in.
+`SharedStory`: the public story JSON) and the media store its pictures live in.
 Nothing here knows about tokens, requests or the web framework; the endpoints are wired elsewhere.
 
 Only written pages (status "done") go into the book. A picture is used when its status
-is "ready" and its file is a readable image inside `media_dir`; otherwise the page keeps
+is "ready" and its URL names a readable picture in the store; otherwise the page keeps
 its text and simply has no picture. Story text is user and model content: it is escaped
 everywhere it is put into markup.
 """
@@ -27,6 +27,8 @@ from typing import Any
 
 from PIL import Image
 
+from services.common.media import key_of_url
+from services.common.mediastore import MediaStore
 from services.gateway.store.views import SharedStory, StoryView
 
 log = logging.getLogger(__name__)
@@ -116,24 +118,7 @@ class BookPage:
     alt: str  # what the picture shows, in the story's language ("" when the writer gave none)
 
 
-def _media_file(url: Any, media_dir: Path) -> Path | None:
-    """The file behind a `/media/...` URL, only if it is a file inside media_dir."""
-    if not isinstance(url, str) or not url.startswith("/media/"):
-        return None
-    rel = url[len("/media/") :].split("?", 1)[0].split("#", 1)[0]
-    if not rel or "\x00" in rel:
-        return None
-    try:
-        root = media_dir.resolve()
-        path = (root / rel).resolve()
-    except (OSError, ValueError):
-        return None
-    if not path.is_relative_to(root) or not path.is_file():
-        return None
-    return path
-
-
-def _picture(image: Any, media_dir: Path, *, web: bool) -> Picture | None:
+def _picture(image: Any, store: MediaStore, *, web: bool) -> Picture | None:
     """A page's (or the cover's) picture ready to embed, or None to go without.
 
     `web` allows WebP (browsers show it); PDF and EPUB get PNG or JPEG, since reportlab
@@ -141,26 +126,27 @@ def _picture(image: Any, media_dir: Path, *, web: bool) -> Picture | None:
     """
     if not isinstance(image, dict) or image.get("status") != "ready":
         return None
-    path = _media_file(image.get("url"), media_dir)
-    if path is None:
+    key = key_of_url(image.get("url"))
+    data = store.get(key) if key is not None else None
+    if key is None or data is None:
         log.info("export: picture %r is missing; the page goes without it", image.get("url"))
         return None
     try:
-        return _encode(path, web=web)
+        return _encode(data, web=web)
     except Exception as exc:  # a broken file never breaks the book
-        log.warning("export: picture %s cannot be read (%s); the page goes without it", path.name, exc)
+        log.warning("export: picture %s cannot be read (%s); the page goes without it", key, exc)
         return None
 
 
-def _encode(path: Path, *, web: bool) -> Picture:
+def _encode(data: bytes, *, web: bool) -> Picture:
     allowed = {"JPEG": "image/jpeg", "PNG": "image/png"}
     if web:
         allowed["WEBP"] = "image/webp"
-    with Image.open(path) as im:
+    with Image.open(io.BytesIO(data)) as im:
         im.load()
         fmt, size = im.format or "", im.size
         if fmt in allowed and max(size) <= MAX_SIDE:
-            return Picture(path.read_bytes(), allowed[fmt], *size)
+            return Picture(data, allowed[fmt], *size)
         img = im.copy()
     img.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
@@ -195,7 +181,7 @@ def _chosen(page: dict[str, Any]) -> str | None:
     return None
 
 
-def _book_pages(story: dict[str, Any], media_dir: Path, *, web: bool) -> list[BookPage]:
+def _book_pages(story: dict[str, Any], store: MediaStore, *, web: bool) -> list[BookPage]:
     pages = [p for p in story.get("pages") or [] if isinstance(p, dict) and p.get("status") == "done"]
     pages.sort(key=lambda p: int(p.get("index") or 0))
     return [
@@ -203,19 +189,19 @@ def _book_pages(story: dict[str, Any], media_dir: Path, *, web: bool) -> list[Bo
             number=int(p.get("index") or 0) + 1,
             paragraphs=_paragraphs(str(p.get("text") or "")),
             chosen=_chosen(p),
-            picture=_picture(p.get("image"), media_dir, web=web),
+            picture=_picture(p.get("image"), store, web=web),
             alt=str(p.get("alt") or "").strip(),
         )
         for p in pages
     ]
 
 
-def _cover_picture(story: dict[str, Any], media_dir: Path, *, web: bool) -> Picture | None:
+def _cover_picture(story: dict[str, Any], store: MediaStore, *, web: bool) -> Picture | None:
     sheet = story.get("character_sheet")
     if not isinstance(sheet, dict) or not sheet.get("url"):
         return None
     # The sheet's url is only set once it is drawn; its status may say "ready" or be absent.
-    return _picture({"status": "ready", "url": sheet["url"]}, media_dir, web=web)
+    return _picture({"status": "ready", "url": sheet["url"]}, store, web=web)
 
 
 def _ended(story: dict[str, Any]) -> bool:
@@ -320,7 +306,7 @@ def _share_tools(story: dict[str, Any]) -> str:
     )
 
 
-def to_html(view: Book, media_dir: Path, *, shared: bool = False) -> bytes:
+def to_html(view: Book, store: MediaStore, *, shared: bool = False) -> bytes:
     """One self-contained HTML page: pictures as data URIs, inline CSS.
 
     The file a reader downloads has no script at all. The page a share link opens
@@ -348,11 +334,11 @@ def to_html(view: Book, media_dir: Path, *, shared: bool = False) -> bytes:
         '<section class="cover">',
         f"<h1>{_e(title)}</h1>",
     ]
-    cover = _cover_picture(story, media_dir, web=True)
+    cover = _cover_picture(story, store, web=True)
     if cover is not None:
         parts.append(f'<figure><img src="{cover.data_uri()}" alt="{_e(title)}"></figure>')
     parts.append("</section>")
-    pages = _book_pages(story, media_dir, web=True)
+    pages = _book_pages(story, store, web=True)
     for i, page in enumerate(pages):
         label = _word(story, "page", n=page.number)
         parts.append(f'<section class="page" id="page-{page.number}" aria-label="{_e(label)}">')
@@ -634,7 +620,7 @@ def _pdf_long_page(c: Any, page: BookPage, flows: list[Any], min_pic: float, gap
         top = bottom + avail
 
 
-def to_pdf(view: Book, media_dir: Path) -> bytes:
+def to_pdf(view: Book, store: MediaStore) -> bytes:
     """A picture-book PDF: a cover with the title (and the character sheet), then one page
     per story page with its picture above and its text below."""
     story = _plain(view)
@@ -649,9 +635,9 @@ def to_pdf(view: Book, media_dir: Path) -> bytes:
     c.setAuthor("Interactive Storybook")
     c.setCreator("Interactive Storybook")
     c.setSubject(_title(story))
-    _pdf_cover(c, story, _cover_picture(story, media_dir, web=False))
+    _pdf_cover(c, story, _cover_picture(story, store, web=False))
     c.showPage()
-    pages = _book_pages(story, media_dir, web=False)
+    pages = _book_pages(story, store, web=False)
     for i, page in enumerate(pages):
         _pdf_page(c, story, page, last=i == len(pages) - 1)
     c.save()
@@ -681,7 +667,7 @@ def _identifier(story: dict[str, Any]) -> str:
         return f"urn:storybook:{re.sub(r'[^A-Za-z0-9._-]', '', sid) or 'story'}"
 
 
-def to_epub(view: Book, media_dir: Path) -> bytes:
+def to_epub(view: Book, store: MediaStore) -> bytes:
     """An EPUB 3: a title page, one XHTML chapter per page with its picture, nav + NCX."""
     story = _plain(view)
     from ebooklib import epub
@@ -702,7 +688,7 @@ def to_epub(view: Book, media_dir: Path) -> bytes:
         book.add_item(item)
         return item
 
-    cover = _cover_picture(story, media_dir, web=False)
+    cover = _cover_picture(story, store, web=False)
     cover_body = f'<h1 class="cover-title">{_e(title)}</h1>'
     if cover is not None:
         cover_name = f"images/cover.{cover.ext}"
@@ -710,7 +696,7 @@ def to_epub(view: Book, media_dir: Path) -> bytes:
         cover_body += f'<figure><img src="{cover_name}" alt="{_e(title)}"/></figure>'
     title_page = chapter("title.xhtml", title, cover_body)
     chapters = [title_page]
-    pages = _book_pages(story, media_dir, web=False)
+    pages = _book_pages(story, store, web=False)
     for i, page in enumerate(pages):
         label = _word(story, "page", n=page.number)
         body = ""

@@ -3,8 +3,8 @@ drawn from (the image worker takes it as the character sheet's reference).
 
 What a parent uploads is never kept or served as sent. It is decoded by Pillow within a
 size and a pixel cap, turned the right way up, flattened onto white paper, scaled to at
-most HERO_SIDE pixels a side and encoded again as a JPEG into the story's own media
-folder, so it goes with the story's folder. /media never serves it.
+most HERO_SIDE pixels a side and encoded again as a JPEG under the story's own key in the
+media store (media.hero_key), so it goes with the story's folder. /media never serves it.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import binascii
 import io
 import re
 import warnings
-from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-HERO_FILE = "hero.jpg"
+from services.common import media
+from services.common.mediastore import MediaStore
+
 HERO_SIDE = 1024
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
 # "data:image/png;base64,...." as a browser's FileReader or canvas writes it.
@@ -89,13 +90,12 @@ def _on_paper(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def save(media_dir: Path, story_id: str, jpeg: bytes) -> str:
-    """Store the normalised picture with the story; its media path (relative to media_dir)."""
-    folder = media_dir / story_id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / HERO_FILE).write_bytes(jpeg)
-    return f"{story_id}/{HERO_FILE}"
+def save(store: MediaStore, story_id: str, jpeg: bytes) -> str:
+    """Keep the normalised picture with the story; its media key."""
+    key = media.hero_key(story_id)
+    store.put(key, jpeg, content_type="image/jpeg")
+    return key
 
 
-def remove(media_dir: Path, story_id: str) -> None:
-    (media_dir / story_id / HERO_FILE).unlink(missing_ok=True)
+def remove(store: MediaStore, story_id: str) -> None:
+    store.delete(media.hero_key(story_id))

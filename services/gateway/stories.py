@@ -22,6 +22,7 @@ from pydantic import (
 
 from services.common import safety
 from services.common.contracts import MAX_ACTION, MAX_PREMISE
+from services.common.mediastore import MediaStore
 from services.gateway import hero
 from services.gateway.bus import GatewayBus
 from services.gateway.config import GatewaySettings
@@ -137,9 +138,12 @@ class PerClientLimit:
 
 
 class StoryService:
-    def __init__(self, *, settings: GatewaySettings, store: Store, bus: GatewayBus) -> None:
+    def __init__(
+        self, *, settings: GatewaySettings, store: Store, bus: GatewayBus, media: MediaStore
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.media = media  # where the pictures are kept: the hero's too
         self.bus = bus
         self.limit = PerClientLimit(settings.create_per_minute)
 
@@ -188,7 +192,7 @@ class StoryService:
             )
         except BaseException:
             if hero_path:  # no story, so no picture of its hero either
-                await asyncio.to_thread(hero.remove, self.settings.media_dir, story_id)
+                await asyncio.to_thread(hero.remove, self.media, story_id)
             raise
         await self._publish(changes)
         log.info("story started", extra={"story_id": story_id})
@@ -201,7 +205,7 @@ class StoryService:
         def keep() -> str:
             raw = hero.decode_data_url(data_url, max_bytes=settings.hero_max_bytes)
             jpeg = hero.normalise(raw, max_bytes=settings.hero_max_bytes, max_pixels=settings.hero_max_pixels)
-            return hero.save(settings.media_dir, story_id, jpeg)
+            return hero.save(self.media, story_id, jpeg)
 
         try:
             return await asyncio.to_thread(keep)

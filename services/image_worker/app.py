@@ -10,16 +10,11 @@ gateway, which serves it); only then is the result published and the task acked.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
-import secrets
 import socket
-import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from faststream import FastStream
@@ -27,16 +22,19 @@ from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from services.common import contracts as c
+from services.common import media
 from services.common.amqp import Link, declare_topology
+from services.common.budget import connect, make_budget
 from services.common.bus import make_broker, publish_work
 from services.common.consumer import Delivery, GiveUp, Retries, Retry, consume, parser
 from services.common.control import latest_sessions, sent_by
 from services.common.errors import reader_error
 from services.common.logs import register_secrets
+from services.common.mediastore import FileStore, open_store
 from services.common.metrics import PICTURES
 from services.common.ops import Checks, OpsServer
 from services.common.topology import Topology
-from services.image_worker import claims
+from services.image_worker.claims import Claims, FileClaims, Ledger, RedisClaims
 from services.image_worker.config import ImageSettings
 from services.image_worker.download import Downloader
 from services.image_worker.jimeng import Jimeng, SessionPool
@@ -56,99 +54,10 @@ SHEET_POLL = 2.0
 ATTEMPT_LIMIT = 1700.0  # seconds: all of one delivery's calls, under the broker's 1800 s
 
 
-def store_file(
-    media_dir: Path, story_id: str, page: int, attempt: int, data: bytes, ext: str, *, name: str = ""
-) -> str:
-    """Write atomically under an unguessable name; return the path relative to MEDIA_DIR."""
-    folder = media_dir / story_id
-    folder.mkdir(parents=True, exist_ok=True)
-    name = name or f"p{page}-a{attempt}-{secrets.token_urlsafe(12)}"
-    name += ext
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".part-", delete=False) as tmp:
-        tmp.write(data)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, folder / name)
-    os.chmod(folder / name, 0o644)
-    return f"{story_id}/{name}"
-
-
-def find_sheet(media_dir: Path, story_id: str, key: str = "") -> Path | str | None:
-    """The character sheet: its file, "failed" when it will never come, or None yet."""
-    folder, name = media_dir / story_id, c.sheet_name(key)
-    for ext in (".webp", ".png", ".jpg"):
-        if (folder / f"{name}{ext}").is_file():
-            return folder / f"{name}{ext}"
-    return "failed" if (folder / f"{name}.failed").exists() else None
-
-
-def clear_sheet_failed(media_dir: Path, story_id: str, key: str = "") -> None:
-    """The sheet is asked for again: pages wait for it instead of drawing from text."""
-    (media_dir / story_id / f"{c.sheet_name(key)}.failed").unlink(missing_ok=True)
-
-
-def mark_sheet_failed(media_dir: Path, story_id: str, key: str = "") -> None:
-    folder = media_dir / story_id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{c.sheet_name(key)}.failed").touch()
-
-
-def data_uri(path: Path) -> str:
-    kind = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg"}[path.suffix]
-    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
-
-
-def hero_reference(media_dir: Path, task: c.ImageTask) -> Path | None:
-    """The child's own hero picture a character sheet is drawn from: only a file in the
-    story's own media folder (the gateway wrote it there, re-encoded)."""
-    if task.kind != "sheet" or not task.hero:
-        return None
-    folder = (media_dir / task.story_id).resolve()
-    path = (media_dir / task.hero).resolve()
-    if path.parent != folder or not path.is_file():
-        log.warning(
-            "the hero picture is not in the story's folder; drawing from words",
-            extra={"story_id": task.story_id},
-        )
-        return None
-    return path
-
-
 # Failures after which the provider may still draw, and charge for, the picture.
 UNKNOWN_OUTCOME = ("image_timeout",)
 DRAWN_ELSEWHERE_POLL = 10.0  # seconds: a picture drawn for another request is looked for again
 DOWNLOAD_PAUSES = (1.0, 3.0)  # seconds between tries of one download within an attempt
-
-
-def _claim_name(task: c.ImageTask) -> str:
-    return c.sheet_name(task.sheet) if task.kind == "sheet" else f"p{task.page}-a{task.attempt}"
-
-
-@dataclass
-class Ledger:
-    """How far one picture request got, kept in its claim (claims.py) so that no later
-    delivery pays for it again. A task without a request id has no claim: nothing kept."""
-
-    folder: Path
-    name: str
-    request: str
-
-    @classmethod
-    def none(cls) -> Ledger:
-        return cls(Path(), "", "")
-
-    async def submitted(self) -> None:
-        await self._mark("submitted")
-
-    async def settled(self) -> None:
-        await self._mark("drawing")
-
-    async def drawn(self, url: str, *, used: bool, why: str | None) -> None:
-        await self._mark("drawn", url=url, used=used, why=why)
-
-    async def _mark(self, state: str, **extra: Any) -> None:
-        if self.request:
-            await asyncio.to_thread(claims.mark, self.folder, self.name, self.request, state, **extra)
 
 
 class Illustrator:
@@ -162,6 +71,22 @@ class Illustrator:
         # A claim untouched this long belongs to a request whose worker died (claims.py):
         # longer than one attempt, the longest wait between attempts and a sheet hold.
         self.claim_stale = settings.draw_timeout + RETRY_CAP + SHEET_HOLD + 60.0
+        self.media = open_store(settings)
+        self.redis = connect(settings.redis_url)
+        self.claims: Claims = (
+            RedisClaims(self.redis, prefix=settings.rabbitmq_prefix, lease=self.claim_stale)
+            if self.redis is not None
+            # Settings refuse an object store without Redis: only a folder gets here.
+            else FileClaims(settings.claims_dir)
+        )
+        # IMAGE_CONCURRENCY pictures at once per provider account, fleet-wide with Redis.
+        self.budget = make_budget(
+            self.redis,
+            prefix=settings.rabbitmq_prefix,
+            name=settings.provider,
+            account=settings.account(),
+            concurrency=settings.image_concurrency,
+        )
         # One delivery may ask the provider up to four times (softened, from text); all of
         # them together stay under RabbitMQ's consumer timeout (30 min), past which the
         # broker would hand the task to another worker, which would pay again.
@@ -170,7 +95,8 @@ class Illustrator:
         self._sheet_settled = asyncio.Event()
 
     async def start(self) -> None:
-        self.settings.media_dir.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.media, FileStore):
+            self.media.root.mkdir(parents=True, exist_ok=True)
         self.provider = make_provider(self.settings, self.sessions)
         await self.provider.start()
         self.downloader = Downloader(
@@ -185,6 +111,8 @@ class Illustrator:
             await self.provider.close()
         if self.downloader is not None:
             await self.downloader.close()
+        if self.redis is not None:
+            await self.redis.aclose()
 
     def forget_session_check(self) -> None:
         if isinstance(self.provider, Jimeng):
@@ -192,11 +120,12 @@ class Illustrator:
 
     async def handle(self, task: c.ImageTask, delivery: Delivery) -> None:
         extra = {"story_id": task.story_id, "page": task.page, "attempt": task.attempt}
-        ledger = Ledger(self.settings.media_dir / task.story_id, _claim_name(task), task.request)
+        name = media.drawing_name(kind=task.kind, page=task.page, attempt=task.attempt, sheet=task.sheet)
+        ledger = Ledger(self.claims, task.story_id, name, task.request)
         resume: dict[str, Any] = {}
         if task.request:
-            status, held = await asyncio.to_thread(
-                claims.claim, ledger.folder, ledger.name, task.request, stale_after=self.claim_stale
+            status, held = await self.claims.claim(
+                task.story_id, name, task.request, stale_after=self.claim_stale
             )
             if status == "done":
                 log.info("picture drawn already; its result is sent again", extra=extra)
@@ -217,11 +146,11 @@ class Illustrator:
             if status == "drawn":
                 resume = held
         if task.kind == "sheet":
-            await asyncio.to_thread(clear_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
+            await asyncio.to_thread(media.clear_sheet_failed, self.media, task.story_id, task.sheet)
         sheet_wait = task.use_sheet and not resume
         reference, note = await self._sheet_for(task, delivery) if sheet_wait else (None, None)
         if task.kind == "sheet":  # the child's own hero, when the parent gave one
-            reference = hero_reference(self.settings.media_dir, task)
+            reference = media.hero_reference(task.story_id, task.hero)
         tally = Tally()
         try:
             async with asyncio.timeout(self.attempt_limit):
@@ -261,12 +190,10 @@ class Illustrator:
             sheet=task.sheet if task.kind == "sheet" else "",
         )
         if task.request:
-            await asyncio.to_thread(
-                claims.finish, ledger.folder, ledger.name, task.request, ready.model_dump(mode="json")
-            )
+            await self.claims.finish(task.story_id, name, task.request, ready.model_dump(mode="json"))
         await self._result(ready)
 
-    async def _sheet_for(self, task: c.ImageTask, delivery: Delivery) -> tuple[Path | None, str | None]:
+    async def _sheet_for(self, task: c.ImageTask, delivery: Delivery) -> tuple[str | None, str | None]:
         """The story's character sheet to draw the page from, or why there is none."""
         waited = float(delivery.headers.get("x-sheet-wait", 0) or 0)
         hold = min(SHEET_HOLD, max(0.0, self.settings.image_sheet_wait - waited))
@@ -282,7 +209,7 @@ class Illustrator:
                 counted=False,
                 headers={"x-sheet-wait": waited + SHEET_POLL},
             )
-        if isinstance(found, Path):
+        if found not in (None, "failed"):
             return found, None
         return (
             None,
@@ -294,11 +221,11 @@ class Illustrator:
         ask for a redraw); a failed sheet lets the pages waiting for it draw from text."""
         PICTURES.labels(given_up.code).inc()
         if task.kind == "sheet":
-            await asyncio.to_thread(mark_sheet_failed, self.settings.media_dir, task.story_id, task.sheet)
+            await asyncio.to_thread(media.mark_sheet_failed, self.media, task.story_id, task.sheet)
             self.sheet_settled()
         if task.request:
-            folder = self.settings.media_dir / task.story_id
-            await asyncio.to_thread(claims.release, folder, _claim_name(task), task.request)
+            name = media.drawing_name(kind=task.kind, page=task.page, attempt=task.attempt, sheet=task.sheet)
+            await self.claims.release(task.story_id, name, task.request)
         return c.ImageFailed(
             story_id=task.story_id,
             page=task.page,
@@ -307,18 +234,19 @@ class Illustrator:
             sheet=task.sheet if task.kind == "sheet" else "",
         )
 
-    async def wait_for_sheet(self, story_id: str, key: str, hold: float) -> tuple[Path | str | None, float]:
+    async def wait_for_sheet(self, story_id: str, key: str, hold: float) -> tuple[media.Sheet, float]:
         """The story's sheet (see find_sheet) as soon as it is there, looking for at most
         `hold` seconds; and how long that took."""
         started = time.monotonic()
         while True:
-            found = await asyncio.to_thread(find_sheet, self.settings.media_dir, story_id, key)
+            found = await asyncio.to_thread(media.find_sheet, self.media, story_id, key)
             left = hold - (time.monotonic() - started)
             if found is not None or left <= 0:
                 return found, time.monotonic() - started
             # A sheet drawn elsewhere is seen on the next look; one drawn here wakes us now.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sheet_settled.wait(), timeout=min(SHEET_LOOK, left))
+                look = max(SHEET_LOOK, self.media.look_every)
+                await asyncio.wait_for(self._sheet_settled.wait(), timeout=min(look, left))
 
     def sheet_settled(self) -> None:
         """A sheet was stored or marked failed by this process: the held pictures look again."""
@@ -345,7 +273,7 @@ class Illustrator:
         self,
         task: c.ImageTask,
         *,
-        reference: Path | None = None,
+        reference: str | None = None,
         tally: Tally | None = None,
         last: bool = True,
         ledger: Ledger | None = None,
@@ -368,14 +296,14 @@ class Illustrator:
             url, used, why = await self._draw_once(task, reference, tally, last, ledger)
         data, ext = await self._download(url)
         path = await asyncio.to_thread(
-            store_file,
-            self.settings.media_dir,
-            task.story_id,
-            task.page,
-            task.attempt,
-            data,
-            ext,
-            name=c.sheet_name(task.sheet) if task.kind == "sheet" else "",
+            media.store_picture,
+            self.media,
+            story_id=task.story_id,
+            page=task.page,
+            attempt=task.attempt,
+            data=data,
+            ext=ext,
+            sheet=task.sheet if task.kind == "sheet" else None,
         )
         return path, used, why
 
@@ -394,11 +322,11 @@ class Illustrator:
         return await self.downloader.fetch(url)
 
     async def _draw_once(
-        self, task: c.ImageTask, reference: Path | None, tally: Tally, last: bool, ledger: Ledger
+        self, task: c.ImageTask, reference: str | None, tally: Tally, last: bool, ledger: Ledger
     ) -> tuple[str, bool, str | None]:
         """Ask the provider for the picture (from the sheet, else from text on the last
         attempt); the URL is kept in the claim before anything else can fail."""
-        sheet = await asyncio.to_thread(data_uri, reference) if reference is not None else None
+        sheet = await self._sheet_uri(reference) if reference is not None else None
         why: str | None = None
         try:
             url = await self._draw_softened(task, sheet, tally, ledger)
@@ -432,14 +360,20 @@ class Illustrator:
     async def _ask(self, prompt: str, ratio: str, sheet: str | None, tally: Tally, ledger: Ledger) -> str:
         """One request to the provider, recorded in the claim while its outcome is unknown."""
         assert self.provider is not None
-        await ledger.submitted()
-        try:
-            url = await self.provider.draw(prompt=prompt, ratio=ratio, reference=sheet, tally=tally)
-        except ImageError as err:
-            if err.code not in UNKNOWN_OUTCOME:
-                await ledger.settled()  # answered: nothing was drawn, nothing paid
-            raise
+        async with self.budget.slot():
+            await ledger.submitted()
+            try:
+                url = await self.provider.draw(prompt=prompt, ratio=ratio, reference=sheet, tally=tally)
+            except ImageError as err:
+                if err.code not in UNKNOWN_OUTCOME:
+                    await ledger.settled()  # answered: nothing was drawn, nothing paid
+                raise
         return url
+
+    async def _sheet_uri(self, key: str) -> str | None:
+        """The stored character sheet as the provider takes it (None if it is gone)."""
+        data = await asyncio.to_thread(self.media.get, key)
+        return media.data_uri(data, key) if data is not None else None
 
     async def _result(self, result: c.ImageReady | c.UsageReport, *, patient: bool = True) -> None:
         # Patient: a picture drawn (and paid for) is not drawn again because the broker
@@ -468,7 +402,8 @@ def create_app(settings: ImageSettings) -> FastStream:
     async def checks() -> Checks:
         assert illustrator.provider is not None
         broker_ok = "ok" if link.connected else "unreachable: check RABBITMQ_URL"
-        return {"broker": broker_ok, **await illustrator.provider.readiness()}
+        media_ok = await asyncio.to_thread(illustrator.media.check, write=False)
+        return {"broker": broker_ok, "media": media_ok, **await illustrator.provider.readiness()}
 
     ops = OpsServer(host=settings.ops_host, port=settings.image_ops_port, checks=checks)
     retries = Retries(settings.image_max_attempts, base=10.0, cap=RETRY_CAP)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from services.common.settings import ServiceSettings, secret_ok
+from services.common.mediastore import MediaSettings
+from services.common.settings import http_url, secret_ok
 
 Provider = Literal["ark", "jimeng"]
 
@@ -28,7 +28,7 @@ ARK_MAX_PIXELS = 4096 * 4096
 _WXH = re.compile(r"^(\d{2,5})[xX*](\d{2,5})$")
 
 
-class ImageSettings(ServiceSettings):
+class ImageSettings(MediaSettings):
     # docker compose passes the variables of the provider not chosen as empty strings:
     # empty is unset, so an Ark installation is not refused for an empty session id.
     model_config = SettingsConfigDict(env_ignore_empty=True)
@@ -74,9 +74,18 @@ class ImageSettings(ServiceSettings):
     # How long a page's picture waits for the story's character sheet before it is
     # drawn from its text alone (seconds).
     image_sheet_wait: float = Field(default=120.0, ge=0)
-    media_dir: Path = Path("var/media")
     ops_host: str = "0.0.0.0"
     image_ops_port: int = Field(default=8012, ge=1, le=65535, description="/healthz /readyz /metrics")
+
+    @field_validator("media_store")
+    @classmethod
+    def _claims_shared(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value.startswith("s3://") and not info.data.get("redis_url"):
+            raise ValueError(
+                "is an object store, which needs REDIS_URL too: image workers on every machine "
+                "claim each picture there, so it is drawn once"
+            )
+        return value
 
     @field_validator("ark_api_key")
     @classmethod
@@ -92,10 +101,7 @@ class ImageSettings(ServiceSettings):
     @field_validator("ark_base_url")
     @classmethod
     def _ark_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("must be an http(s) URL like https://ark.cn-beijing.volces.com/api/v3")
-        return value.rstrip("/")
+        return http_url(value, like="https://ark.cn-beijing.volces.com/api/v3")
 
     @field_validator("ark_image_size")
     @classmethod
@@ -119,10 +125,7 @@ class ImageSettings(ServiceSettings):
             if _provider(info) == "jimeng":
                 raise PydanticCustomError("missing", "Field required")
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("must be an http(s) URL like http://jimeng-api:5100")
-        return value.rstrip("/")
+        return http_url(value, like="http://jimeng-api:5100")
 
     @field_validator("image_fetch_allow", mode="before")
     @classmethod
@@ -161,10 +164,23 @@ class ImageSettings(ServiceSettings):
             return []
         return [i.strip() for i in self.jimeng_session_id.get_secret_value().split(",") if i.strip()]
 
+    @property
+    def claims_dir(self) -> Path:
+        """Where picture claims are kept without Redis: in the media folder, under a
+        name /media never serves."""
+        root = Path(self.media_store[len("file:") :]) if self.media_store else self.media_dir
+        return root / ".claims"
+
+    def account(self) -> str:
+        """What identifies the provider account a picture budget belongs to."""
+        if self.provider == "ark":
+            return f"{self.ark_base_url} {self.ark_api_key.get_secret_value() if self.ark_api_key else ''}"
+        return f"{self.jimeng_api_url} {','.join(sorted(self.session_ids))}"
+
     def secrets(self) -> list[str]:
         """Every secret this service holds, for the log filter."""
         key = [self.ark_api_key.get_secret_value()] if self.ark_api_key is not None else []
-        return [*key, *self.session_ids]
+        return [*key, *self.session_ids, *self.media_secrets()]
 
 
 def _provider(info: ValidationInfo) -> Provider | None:

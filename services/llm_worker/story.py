@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import openai
-from aiolimiter import AsyncLimiter
 from faststream.rabbit import RabbitBroker
 from openai import AsyncOpenAI
 from pydantic import ValidationError
@@ -28,6 +27,7 @@ from pydantic import ValidationError
 from services.common import contracts as c
 from services.common import safety
 from services.common.amqp import Link
+from services.common.budget import connect, make_budget
 from services.common.bus import BrokerUnavailable, LivePublisher, publish_work
 from services.common.consumer import Delivery, GiveUp
 from services.common.errors import reader_error
@@ -66,9 +66,17 @@ class Writer:
         self.live = LivePublisher(link, topology)
         self.client: AsyncOpenAI | None = None
         self._key_check: tuple[float, str] | None = None
-        # The Moonshot budget of this process: calls in flight and calls per minute.
-        self.in_flight = asyncio.Semaphore(settings.moonshot_concurrency)
-        self.per_minute = AsyncLimiter(settings.moonshot_rpm, 60) if settings.moonshot_rpm else None
+        # The Moonshot account's budget: calls in flight and calls per minute, shared by
+        # every llm_worker through Redis when REDIS_URL is set, else this process's own.
+        self.redis = connect(settings.redis_url)
+        self.budget = make_budget(
+            self.redis,
+            prefix=settings.rabbitmq_prefix,
+            name="moonshot",
+            account=f"{settings.moonshot_base_url} {settings.moonshot_api_key.get_secret_value()}",
+            concurrency=settings.moonshot_concurrency,
+            per_minute=settings.moonshot_rpm,
+        )
 
     async def start(self) -> None:
         self.client = make_client(self.settings)
@@ -76,6 +84,8 @@ class Writer:
     async def stop(self) -> None:
         if self.client is not None:
             await self.client.close()
+        if self.redis is not None:
+            await self.redis.aclose()
 
     async def key_check(self) -> str:
         """Is the Moonshot key accepted? A cheap authenticated call, kept for a minute."""
@@ -372,9 +382,7 @@ class Writer:
         After a wait, the first piece tells the reader that Moonshot answers again.
         """
         assert self.client is not None
-        async with self.in_flight:
-            if self.per_minute is not None:
-                await self.per_minute.acquire()
+        async with self.budget.slot():
             started = time.monotonic()
             deadline = started + self.settings.llm_timeout
             pieces = stream_text(self.client, self.settings, messages, attempt.usage, max_tokens=max_tokens)

@@ -83,8 +83,10 @@ async def test_no_token_share_id_or_secret_in_any_log(stack: Stack, played: Play
 
 async def test_media_serves_only_the_current_pictures(stack: Stack, played: Played) -> None:
     folder = stack.config.media_dir / played.story_id
-    hidden = sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
-    assert any(name.endswith(".claim") for name in hidden), hidden
+    # Claims are kept beside the stories' folders, under a name /media never serves.
+    claims = sorted((stack.config.media_dir / ".claims" / played.story_id).iterdir())
+    assert any(p.name.endswith(".claim") for p in claims), claims
+    hidden = [p.name for p in claims] + [f"../.claims/{played.story_id}/{claims[0].name}"]
     (folder / ".part-abc123.png").write_bytes(b"\x89PNG half written")
     (folder / "sheet-zz.failed").touch()
     current = next(iter(played.pictures.values()))

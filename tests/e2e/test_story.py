@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,6 +20,8 @@ from PIL import Image
 
 from services.devstack.procs import Stack
 from tests.support.reader import Reader, Reading
+from tests.support.s3 import S3
+from tests.support.stack import media_objects, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +34,32 @@ def rebuild(deltas: list[dict[str, Any]], page: int) -> str:
     return text
 
 
-async def test_a_whole_story_with_a_reconnect_on_the_other_replica(stack: Stack) -> None:
+@pytest.fixture(scope="module", params=["file", "s3"])
+def any_store(
+    request: pytest.FixtureRequest, amqp_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The shared stack (pictures in a folder), or one keeping pictures in an S3 bucket,
+    with claims and budgets in Redis, as several VMs run it."""
+    if request.param == "file":
+        yield request.getfixturevalue("stack")
+        return
+    s3: S3 = request.getfixturevalue("s3")
+    env = s3.env(prefix="stories")
+    tmp = tmp_path_factory.mktemp("s3stack")
+    with running_stack(
+        amqp_url,
+        tmp,
+        name="s3",
+        media_store=env.pop("MEDIA_STORE"),
+        redis_url=request.getfixturevalue("redis"),
+        extra_env=env,
+    ) as running:
+        yield running
+    assert not (tmp / "media").exists(), "nothing is written to local disk with an object store"
+
+
+async def test_a_whole_story_with_a_reconnect_on_the_other_replica(any_store: Stack) -> None:
+    stack = any_store
     reader = Reader(stack.gateway_url)
     other = stack.gateway_url_of(1)
     reading = Reading()
@@ -125,6 +154,26 @@ async def test_a_whole_story_with_a_reconnect_on_the_other_replica(stack: Stack)
     assert [e["reference"] for e in reading.of("page.image.done")] == ["character_sheet"] * 4
     assert all(p["image"]["reference"] == "character_sheet" for p in story["pages"])
 
+    # The book is made from the same store: the cover and four pictures are in it.
+    async with httpx.AsyncClient(base_url=other) as http:
+        book = await http.get(f"/api/stories/{story['story_id']}/export/html", headers=reader.auth)
+    assert book.status_code == 200 and len(re.findall(rb"data:image/", book.content)) == 5
+    if stack.config.media_store:
+        await count_objects(stack)
+
+
+async def count_objects(stack: Stack) -> None:
+    """What the story cost the object store: objects written by the image_worker, and
+    requests the gateways and the image_worker made to read them."""
+    async with httpx.AsyncClient() as http:
+        worker = (await http.get(f"{stack.ops_urls['image_worker']}/metrics")).text
+        gateways = [(await http.get(f"{stack.gateway_url_of(n)}/metrics")).text for n in range(2)]
+    written = media_objects(worker, "put")
+    read = sum(media_objects(text, "get") for text in [worker, *gateways])
+    listed = media_objects(worker, "list")
+    print(f"object store: {written} objects written, {read} read, {listed} listings (sheet looks)")
+    assert written == 5, "four page pictures and the character sheet, each written once"
+    assert read >= 4 + 4 + 5, "each page composed from the sheet, served, and put in the book"
 
 async def test_started_on_one_replica_read_on_the_other(stack: Stack) -> None:
     writer = Reader(stack.gateway_url)

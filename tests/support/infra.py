@@ -78,3 +78,24 @@ def postgres_admin_url() -> Iterator[str]:
 
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@contextmanager
+def redis_url() -> Iterator[str]:
+    """Redis for fleet-wide budgets and claims: TEST_REDIS_URL, then the local port."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url and _local(6379):
+        url = "redis://127.0.0.1:6379/0"
+    if url:
+        yield url
+        return
+    if _docker_answers():
+        from testcontainers.redis import RedisContainer
+
+        with RedisContainer("redis:7-alpine") as redis:
+            yield f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0"
+        return
+    raise RuntimeError(
+        "No Redis for the tests: set TEST_REDIS_URL=redis://127.0.0.1:6379/0 "
+        "(e.g. after `redis-server --daemonize yes`) or run them where Docker works."
+    )

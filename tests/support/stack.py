@@ -47,7 +47,10 @@ def running_stack(amqp_url: str, tmp: Path, *, name: str, **overrides: object) -
         extra_env={"CREATE_PER_MINUTE": "1000", "ADMIN_TOKEN": ADMIN_TOKEN},
     )
     for key, value in overrides.items():
-        setattr(config, key, value)
+        if key == "extra_env":
+            config.extra_env.update(value)  # type: ignore[call-overload]
+        else:
+            setattr(config, key, value)
     stack = Stack(config)
     try:
         stack.start_all()
@@ -58,3 +61,12 @@ def running_stack(amqp_url: str, tmp: Path, *, name: str, **overrides: object) -
         cleanup = threading.Thread(target=asyncio.run, args=(delete_topology(amqp_url, prefix),))
         cleanup.start()
         cleanup.join()
+
+
+def media_objects(metrics: str, op: str) -> int:
+    """Requests to the media store one service counted (storybook_media_objects_total)."""
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("storybook_media_objects_total{") and f'op="{op}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)

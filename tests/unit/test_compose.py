@@ -119,3 +119,29 @@ def test_env_example_documents_every_setting() -> None:
     for cls in (GatewaySettings, LlmSettings, ImageSettings):
         names = {n.upper() for n in cls.model_fields}
         assert not names - documented, f"undocumented: {sorted(names - documented)}"
+
+
+WORKERS: dict[str, Any] = yaml.safe_load((ROOT / "deploy" / "workers.compose.yml").read_text())["services"]
+
+
+def test_an_extra_vm_runs_workers_only_sharing_the_bucket_and_the_budgets() -> None:
+    assert set(WORKERS) == {"llm_worker", "image_worker", "jimeng-api"}
+    for worker in ("llm_worker", "image_worker"):
+        env = {str(k): str(v) for k, v in WORKERS[worker]["environment"].items()}
+        # Every variable the main file gives this worker reaches it here too.
+        assert not set(env_of(worker)) - set(env) - {"MEDIA_DIR"}, worker
+        assert env["REDIS_URL"].startswith("${REDIS_URL:?"), "budgets shared, or no start"
+        assert env["RABBITMQ_URL"].startswith("${RABBITMQ_URL:?"), "the main VM's broker, said loudly"
+        assert "volumes" not in WORKERS[worker] and "ports" not in WORKERS[worker], "nothing on this VM"
+    image = {str(k): str(v) for k, v in WORKERS["image_worker"]["environment"].items()}
+    assert image["MEDIA_STORE"].startswith("${MEDIA_STORE:?") and "MEDIA_DIR" not in image
+
+
+def test_the_shared_redis_refuses_to_start_without_a_password() -> None:
+    redis = SERVICES["redis"]
+    assert redis["profiles"] == ["fleet"]
+    assert 'test -n "$$REDIS_PASSWORD"' in " ".join(redis["command"])
+    for service in ("gateway", "llm_worker", "image_worker"):
+        assert env_of(service)["REDIS_URL"] == "${REDIS_URL:-}"
+    for service in ("gateway", "image_worker"):
+        assert env_of(service)["MEDIA_STORE"] == "${MEDIA_STORE:-}"

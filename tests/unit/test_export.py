@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import uuid
 import zipfile
 from html.parser import HTMLParser
@@ -15,8 +16,12 @@ import pytest
 from PIL import Image, ImageDraw
 from pypdf import PdfReader
 
+from services.common.media import mime_of
+from services.common.mediastore import FileStore, MediaStore, open_store
 from services.gateway import export
+from services.gateway.config import GatewaySettings
 from services.gateway.store.views import StoryView
+from tests.support.s3 import S3
 
 TITLE = "图图去月亮"
 ZH_TEXTS = [
@@ -102,10 +107,24 @@ def _story(
     }
 
 
-@pytest.fixture
-def zh(tmp_path: Path) -> tuple[dict[str, Any], Path]:
-    media = tmp_path / "media"
-    return _story(media, ZH_TEXTS, language="zh", title=TITLE, failed={FAILED}), media
+@pytest.fixture(params=["file", "s3"])
+def zh(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, Any], MediaStore]:
+    """A finished Chinese story whose pictures are in a folder, or in an S3 bucket."""
+    folder = tmp_path / "media"
+    story = _story(folder, ZH_TEXTS, language="zh", title=TITLE, failed={FAILED})
+    if request.param == "file":
+        return story, FileStore(folder)
+    s3: S3 = request.getfixturevalue("s3")
+    store = open_store(GatewaySettings.model_validate(_lower(s3.env(prefix=uuid.uuid4().hex))))
+    for path in folder.rglob("*.*"):
+        key = path.relative_to(folder).as_posix()
+        store.put(key, path.read_bytes(), content_type=mime_of(key))
+    shutil.rmtree(folder)  # the export reads the bucket, nothing else
+    return story, store
+
+
+def _lower(env: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in env.items()}
 
 
 def _squash(text: str) -> str:
@@ -127,7 +146,7 @@ def _image_xobjects(page: Any) -> int:
     return sum(1 for x in xobjects.get_object().values() if x.get_object()["/Subtype"] == "/Image")
 
 
-def test_pdf_is_a_chinese_picture_book(zh: tuple[dict[str, Any], Path]) -> None:
+def test_pdf_is_a_chinese_picture_book(zh: tuple[dict[str, Any], MediaStore]) -> None:
     story, media = zh
     data = export.to_pdf(as_view(story), media)
     assert data.startswith(b"%PDF-")
@@ -149,7 +168,7 @@ def test_pdf_is_a_chinese_picture_book(zh: tuple[dict[str, Any], Path]) -> None:
     assert "完" in reader.pages[-1].extract_text()  # the story ended
 
 
-def test_pdf_wraps_chinese_without_a_comma_starting_a_line(zh: tuple[dict[str, Any], Path]) -> None:
+def test_pdf_wraps_chinese_without_a_comma_starting_a_line(zh: tuple[dict[str, Any], MediaStore]) -> None:
     story, media = zh
     long = "图图跑呀跑，" * 60
     story["pages"][0]["text"] = long
@@ -174,7 +193,7 @@ def test_pdf_english_uses_helvetica(tmp_path: Path) -> None:
     story = _story(
         tmp_path / "media", texts, language="en", title="Tutu Goes to the Moon", failed=set(), fmt="PNG"
     )
-    reader = PdfReader(io.BytesIO(export.to_pdf(as_view(story), tmp_path / "media")))
+    reader = PdfReader(io.BytesIO(export.to_pdf(as_view(story), FileStore(tmp_path / "media"))))
     assert len(reader.pages) == 1 + len(texts)
     for i, text in enumerate(texts):
         page = reader.pages[1 + i]
@@ -187,7 +206,7 @@ def test_pdf_english_uses_helvetica(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ EPUB
 
 
-def test_epub_is_a_valid_package(zh: tuple[dict[str, Any], Path]) -> None:
+def test_epub_is_a_valid_package(zh: tuple[dict[str, Any], MediaStore]) -> None:
     story, media = zh
     book = zipfile.ZipFile(io.BytesIO(export.to_epub(as_view(story), media)))
     first = book.infolist()[0]
@@ -268,7 +287,7 @@ class _Page(HTMLParser):
         self.text.append(data)
 
 
-def test_html_is_one_self_contained_page(zh: tuple[dict[str, Any], Path]) -> None:
+def test_html_is_one_self_contained_page(zh: tuple[dict[str, Any], MediaStore]) -> None:
     story, media = zh
     data = export.to_html(as_view(story), media)
     page = _Page()
@@ -293,9 +312,9 @@ def test_english_html_and_epub_language(tmp_path: Path) -> None:
         tmp_path / "m", ["Once upon a time."], language="en", title="Moon", failed=set(), fmt="JPEG"
     )
     page = _Page()
-    page.feed(export.to_html(as_view(story), tmp_path / "m").decode())
+    page.feed(export.to_html(as_view(story), FileStore(tmp_path / "m")).decode())
     assert page.lang == "en"
-    book = zipfile.ZipFile(io.BytesIO(export.to_epub(as_view(story), tmp_path / "m")))
+    book = zipfile.ZipFile(io.BytesIO(export.to_epub(as_view(story), FileStore(tmp_path / "m"))))
     assert b"<dc:language>en</dc:language>" in book.read("EPUB/content.opf")
 
 
@@ -303,15 +322,17 @@ def test_english_html_and_epub_language(tmp_path: Path) -> None:
 
 
 def test_missing_broken_or_outside_pictures_are_skipped(
-    zh: tuple[dict[str, Any], Path], tmp_path: Path
+    zh: tuple[dict[str, Any], MediaStore], tmp_path: Path
 ) -> None:
     story, media = zh
     sid = story["story_id"]
-    (tmp_path / "secret.png").write_bytes((media / sid / "page-0.webp").read_bytes())
-    (media / sid / "broken.webp").write_bytes(b"RIFF not really a picture")
+    picture = media.get(f"{sid}/page-0.webp")
+    assert picture is not None
+    (tmp_path / "secret.png").write_bytes(picture)
+    media.put(f"{sid}/broken.webp", b"RIFF not really a picture", content_type="image/webp")
     story["pages"][0]["image"]["url"] = f"/media/{sid}/gone.webp"  # deleted
     story["pages"][1]["image"]["url"] = f"/media/{sid}/broken.webp"  # unreadable
-    story["pages"][3]["image"]["url"] = "/media/../secret.png"  # outside MEDIA_DIR
+    story["pages"][3]["image"]["url"] = "/media/../secret.png"  # outside the store
     story["character_sheet"]["url"] = "https://example.com/sheet.png"  # never fetched
     html = _Page()
     html.feed(export.to_html(as_view(story), media).decode())
@@ -327,7 +348,7 @@ def test_missing_broken_or_outside_pictures_are_skipped(
     assert not [n for n in book.namelist() if n.startswith("EPUB/images/")]
 
 
-def test_unfinished_pages_are_left_out(zh: tuple[dict[str, Any], Path]) -> None:
+def test_unfinished_pages_are_left_out(zh: tuple[dict[str, Any], MediaStore]) -> None:
     story, media = zh
     story["status"] = "in_progress"
     story["pages"].append(

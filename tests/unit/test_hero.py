@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from services.common import media
+from services.common.mediastore import FileStore
 from services.gateway import hero
 
 CAP = 4_000_000
@@ -79,7 +81,10 @@ def test_size_and_pixel_caps() -> None:
 
 
 def test_kept_with_the_story_and_removed_with_it(tmp_path: Path) -> None:
-    path = hero.save(tmp_path, "abc", b"jpeg")
-    assert path == "abc/hero.jpg" and (tmp_path / path).read_bytes() == b"jpeg"
-    hero.remove(tmp_path, "abc")
-    assert not (tmp_path / path).exists()
+    store = FileStore(tmp_path)
+    key = hero.save(store, "abc", b"jpeg")
+    assert key == "abc/hero.jpg" and store.get(key) == b"jpeg"
+    assert media.hero_reference("abc", key) == key
+    assert media.hero_reference("other", key) is None, "a sheet draws only from its own story's hero"
+    hero.remove(store, "abc")
+    assert store.get(key) is None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
-import tempfile
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -130,7 +129,7 @@ async def _export(
     media_type, render = EXPORTS[fmt]
     if inline:  # the page a share link opens: it may read itself aloud
         render = functools.partial(export.to_html, shared=True)
-    body = await asyncio.to_thread(render, story, request.app.state.settings.media_dir)
+    body = await asyncio.to_thread(render, story, request.app.state.media)
     # A Chinese title as the file name (RFC 6266/5987), with an ASCII name for old clients.
     name = quote(export.filename(story, fmt))
     disposition = "inline" if inline else f"attachment; filename=\"story.{fmt}\"; filename*=UTF-8''{name}"
@@ -187,7 +186,7 @@ async def healthz() -> Alive:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-async def readyz(service: ServiceDep) -> Response:
+async def readyz(service: ServiceDep, request: Request) -> Response:
     checks: dict[str, str] = {}
     checks["broker"] = (
         "ok"
@@ -199,13 +198,7 @@ async def readyz(service: ServiceDep) -> Response:
         checks["store"] = "ok"
     except Exception as exc:  # any driver error means not ready; the reason is shown
         checks["store"] = f"unusable: {type(exc).__name__}: check DATABASE_URL"
-    media = service.settings.media_dir
-    try:
-        with tempfile.NamedTemporaryFile(dir=media, prefix=".ready-"):
-            pass
-        checks["media"] = "ok"
-    except OSError as exc:
-        checks["media"] = f"not writable: {exc.strerror}: check MEDIA_DIR ({media})"
+    checks["media"] = await asyncio.to_thread(request.app.state.media.check, write=False)
     ready = all(v == "ok" for v in checks.values())
     READY.set(1 if ready else 0)
     body = {"status": "ready" if ready else "not_ready", "checks": checks}

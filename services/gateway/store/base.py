@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, select
@@ -181,10 +181,6 @@ class Database:
         return next((e for e in rows.scalars() if e.data.get("page") == page), None)
 
 
-def media_url(media_path: str) -> str:
-    return f"/media/{media_path}"
-
-
 def _chosen_text(page: Page) -> str | None:
     if page.chosen_action is not None:
         return page.chosen_action
@@ -210,11 +206,6 @@ def _sheet_key(story: Story) -> str:
         return ""
     outline = c.Outline.model_validate(story.outline)
     return c.sheet_key(outline.characters, outline.style)
-
-
-def _same_sheet(path: str, key: str) -> bool:
-    """Is the stored sheet the one `key` names? (One drawn before sheets had keys is kept.)"""
-    return not key or PurePosixPath(path).stem in (c.sheet_name(key), c.sheet_name(""))
 
 
 def _stale_sheet(story: Story, key: str) -> bool:

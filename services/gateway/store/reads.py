@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from services.common import events as ev
-from services.gateway.store.base import Database, _iso, _wire, hash_token, media_url
+from services.common.media import media_url
+from services.gateway.store.base import Database, _iso, _wire, hash_token
 from services.gateway.store.errors import Conflict, NotFound
 from services.gateway.store.models import COUNTERS, Event, Page, Story
 from services.gateway.store.views import (

@@ -10,7 +10,8 @@ outbox    work waiting to be published
 
 from __future__ import annotations
 
-from services.gateway.store.base import Changes, hash_token, media_url
+from services.common.media import media_url
+from services.gateway.store.base import Changes, hash_token
 from services.gateway.store.commands import Commands
 from services.gateway.store.errors import NotFound, StoreError
 from services.gateway.store.outbox import OutboxRows

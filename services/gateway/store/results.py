@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common import contracts as c
 from services.common import events as ev
-from services.gateway.store.base import Changes, Database, _same_sheet, _sheet_key, _stale_sheet, media_url
+from services.common.media import media_url, same_sheet
+from services.gateway.store.base import Changes, Database, _sheet_key, _stale_sheet
 from services.gateway.store.models import COUNTERS, Page, Story, utcnow
 from services.gateway.store.usage import add_daily, add_upstream
 
@@ -62,7 +63,7 @@ class Results(Database):
             return
         story.outline = r.outline.model_dump(mode="json")
         story.title = r.outline.title
-        if story.sheet_path and not _same_sheet(story.sheet_path, _sheet_key(story)):
+        if story.sheet_path and not same_sheet(story.sheet_path, _sheet_key(story)):
             # A sheet drawn for an outline attempt that was lost: this outline's own is coming.
             story.sheet_status, story.sheet_path = "pending", None
         self._append(session, story, changes, ev.StoryOutlined(title=r.outline.title))
