@@ -72,6 +72,8 @@ class LiveFeed:
 
     async def sweep(self) -> None:
         """Unbind the stories nobody here reads now, and bind those a failed bind left out."""
+        if not self.link.connected:
+            return  # the reconnect binds what is read then
         async with self._binding:
             for story_id in [s for s in self.bound if s not in self.readers]:
                 await self._unbind(story_id)
