@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,23 +92,19 @@ class Results(Database):
         return stories
 
     async def _apply_one(self, session: AsyncSession, story: Story, result: Any, changes: Changes) -> None:
-        match result:
-            case c.OutlineReady():
-                await self._outline_ready(session, story, result, changes)
-            case c.ImageRequested():
-                await self._image_requested(session, story, result, changes)
-            case c.PageTextDone():
-                await self._text_done(session, story, result, changes)
-            case c.PageFailed():
-                await self._page_failed(session, story, result, changes)
-            case c.PageWaiting():
-                await self._page_waiting(session, story, result, changes)
-            case c.PageResumed():
-                await self._page_resumed(session, story, result, changes)
-            case c.ImageReady():
-                await self._image_ready(session, story, result, changes)
-            case c.ImageFailed():
-                await self._image_failed(session, story, result, changes)
+        appliers: dict[type, Callable[..., Awaitable[None]]] = {
+            c.OutlineReady: self._outline_ready,
+            c.ImageRequested: self._image_requested,
+            c.PageTextDone: self._text_done,
+            c.PageFailed: self._page_failed,
+            c.PageWaiting: self._page_waiting,
+            c.PageResumed: self._page_resumed,
+            c.ImageReady: self._image_ready,
+            c.ImageFailed: self._image_failed,
+        }
+        apply = appliers.get(type(result))
+        if apply is not None:
+            await apply(session, story, result, changes)
 
     async def _outline_ready(
         self, session: AsyncSession, story: Story, r: c.OutlineReady, changes: Changes
