@@ -114,6 +114,7 @@ def _service_env(spec: StackSpec) -> dict[str, str]:
         "IMAGE_CONCURRENCY": str(spec.image_concurrency),
         # Every reader comes from 127.0.0.1 and they all start at once.
         "CREATE_PER_MINUTE": "1000000",
+        "WS_PER_CLIENT": "1000000",
         "MAX_QUEUE_DEPTH": "1000000",
         "LOG_LEVEL": "INFO",
     }
