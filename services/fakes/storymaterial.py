@@ -74,9 +74,7 @@ def _load() -> dict[str, Any]:
 
 
 def _species(row: dict[str, Any]) -> Species:
-    return Species(
-        **{**row, "zh_words": tuple(row["zh_words"]), "en_words": tuple(row["en_words"])}
-    )
+    return Species(**{**row, "zh_words": tuple(row["zh_words"]), "en_words": tuple(row["en_words"])})
 
 
 def _place(row: dict[str, Any]) -> Place:

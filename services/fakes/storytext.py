@@ -156,8 +156,6 @@ def _place_from_premise(premise: str) -> Place:
     return _rng("place", premise).choice(PLACES)
 
 
-
-
 def _style_en(style: str) -> str:
     # The illustrator reads English best (the prompt says so), so a Chinese style
     # name is translated, or replaced by a safe default when it is not known.
@@ -374,7 +372,6 @@ def _page_index(ctx: dict[str, Any]) -> int:
 
 
 # ------------------------------------------------------------------------ judgement
-
 
 
 def judge(ctx: dict[str, Any]) -> dict[str, Any]:
