@@ -37,7 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
-from services.fakes import pictures
+from services.fakes import pictures, serving
 from services.fakes.ark_checks import (
     DEFAULT_KEY,
     FAULT_ERRORS,
@@ -52,17 +52,6 @@ from services.fakes.ark_checks import (
     json_object,
     reference,
     validate,
-)
-from services.fakes.serving import (
-    Fault,
-    FaultQueue,
-    InFlight,
-    add_fault_option,
-    add_fault_routes,
-    check_fault_modes,
-    count_in_flight,
-    run,
-    shorten,
 )
 from services.fakes.signed import SignedFiles, UrlStyle, comma_set
 
@@ -99,7 +88,7 @@ class Stats:
     # The most recent generation requests (shortened), oldest first.
     recent: deque[Any] = field(default_factory=lambda: deque(maxlen=50))
     urls: deque[str] = field(default_factory=lambda: deque(maxlen=50))
-    in_flight: InFlight = field(default_factory=InFlight)
+    in_flight: serving.InFlight = field(default_factory=serving.InFlight)
 
 
 @dataclass
@@ -107,7 +96,7 @@ class Fake:
     """Everything one fake server holds; its routes read and change it."""
 
     config: ArkConfig
-    faults: FaultQueue
+    faults: serving.FaultQueue
     files: SignedFiles
     stats: Stats = field(default_factory=Stats)
     # Generations go on after their client left; kept here so none is garbage-collected.
@@ -115,16 +104,12 @@ class Fake:
 
 
 def create_app(config: ArkConfig) -> FastAPI:
-    app = FastAPI(title="fake Ark", docs_url=None, redoc_url=None, openapi_url=None)
-    fake = Fake(
-        config=config,
-        faults=FaultQueue(FAULT_MODES),
-        files=SignedFiles(URLS, ttl=config.url_ttl, max_files=config.max_files),
+    stats = Stats()
+    app, faults = serving.fake_app(
+        "fake Ark", modes=FAULT_MODES, queued=config.faults, in_flight=stats.in_flight, paths=(PATH,)
     )
-    for mode, count in config.faults:
-        fake.faults.add(mode, count=count)
-    add_fault_routes(app, fake.faults)
-    count_in_flight(app, fake.stats.in_flight, (PATH,))
+    files = SignedFiles(URLS, ttl=config.url_ttl, max_files=config.max_files)
+    fake = Fake(config=config, faults=faults, files=files, stats=stats)
 
     @app.get("/_fake/stats")
     async def get_stats() -> dict[str, Any]:
@@ -165,7 +150,7 @@ async def _generate(fake: Fake, request: Request) -> Response:
     try:
         authenticate(request.headers.get("authorization"), fake.config.keys)
         body = await json_object(request)
-        stats.last_request = shorten(body)
+        stats.last_request = serving.shorten(body)
         stats.recent.append(stats.last_request)
         model = check_model(body, fake.config.open_models)
         params = validate(body, model)
@@ -197,7 +182,7 @@ async def _draw(
     fake: Fake,
     params: Params,
     picture: Image.Image | None,
-    fault: Fault | None,
+    fault: serving.Fault | None,
     request: Request,
 ) -> dict[str, Any]:
     seconds = fake.config.image_seconds
@@ -271,17 +256,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=frozenset({DEFAULT_KEY}),
         help=f"accepted API keys (default {DEFAULT_KEY})",
     )
-    add_fault_option(parser, FAULT_MODES)
+    serving.add_fault_option(parser, FAULT_MODES)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    check_fault_modes(args.fault, FAULT_MODES)
+    serving.check_fault_modes(args.fault, FAULT_MODES)
     config = ArkConfig(
         image_seconds=args.image_seconds, url_ttl=args.url_ttl, keys=args.keys, faults=tuple(args.fault)
     )
-    run(create_app(config), host=args.host, port=args.port, name="ark", path="/api/v3")
+    serving.run(create_app(config), host=args.host, port=args.port, name="ark", path="/api/v3")
 
 
 if __name__ == "__main__":

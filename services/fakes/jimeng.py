@@ -48,6 +48,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from services.fakes import serving
 from services.fakes.jimeng_checks import (
     DEFAULT_MODEL,
     DRAWING_PATHS,
@@ -63,15 +64,6 @@ from services.fakes.jimeng_checks import (
     str_list,
 )
 from services.fakes.jimeng_draw import add_drawing_routes
-from services.fakes.serving import (
-    FaultQueue,
-    InFlight,
-    add_fault_option,
-    add_fault_routes,
-    check_fault_modes,
-    count_in_flight,
-    run,
-)
 from services.fakes.signed import SignedFiles, UrlStyle, comma_set
 
 URLS = UrlStyle(
@@ -115,7 +107,7 @@ class Stats:
     # The most recent image URLs handed out, so a test can watch them expire.
     urls: deque[str] = field(default_factory=lambda: deque(maxlen=50))
     # Generation/composition requests being served (the slow calls a worker holds open).
-    in_flight: InFlight = field(default_factory=InFlight)
+    in_flight: serving.InFlight = field(default_factory=serving.InFlight)
     # Generations that finished upstream, whether or not their client was still there:
     # what the account was charged for.
     paid: int = 0
@@ -129,7 +121,7 @@ class Fake:
     """Everything one fake server holds; its routes read and change it."""
 
     config: JimengConfig
-    faults: FaultQueue
+    faults: serving.FaultQueue
     sessions: Sessions
     files: SignedFiles
     upstream_down: bool
@@ -144,18 +136,22 @@ class Fake:
 
 
 def create_app(config: JimengConfig) -> FastAPI:
-    app = FastAPI(title="fake jimeng-api", docs_url=None, redoc_url=None, openapi_url=None)
+    stats = Stats()
+    app, faults = serving.fake_app(
+        "fake jimeng-api",
+        modes=FAULT_MODES,
+        queued=config.faults,
+        in_flight=stats.in_flight,
+        paths=DRAWING_PATHS,
+    )
     fake = Fake(
         config=config,
-        faults=FaultQueue(FAULT_MODES),
+        faults=faults,
         sessions=Sessions(live=config.live_ids, dead=config.dead_ids, broke=config.broke_ids),
         files=SignedFiles(URLS, ttl=config.url_ttl, max_files=config.max_files),
         upstream_down=config.upstream_down,
+        stats=stats,
     )
-    for mode, count in config.faults:
-        fake.faults.add(mode, count=count)
-    add_fault_routes(app, fake.faults)
-    count_in_flight(app, fake.stats.in_flight, DRAWING_PATHS)
     _add_control_routes(app, fake)
     _add_token_routes(app, fake)
     add_drawing_routes(app, fake)
@@ -306,13 +302,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1.0,
         help="multiplies the real server's failure timings (15 s, 30 s), e.g. 0.1 in tests",
     )
-    add_fault_option(parser, FAULT_MODES)
+    serving.add_fault_option(parser, FAULT_MODES)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    check_fault_modes(args.fault, FAULT_MODES)
+    serving.check_fault_modes(args.fault, FAULT_MODES)
     config = JimengConfig(
         image_seconds=args.image_seconds,
         url_ttl=args.url_ttl,
@@ -324,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         faults=tuple(args.fault),
         credits=args.credits,
     )
-    run(create_app(config), host=args.host, port=args.port, name="jimeng")
+    serving.run(create_app(config), host=args.host, port=args.port, name="jimeng")
 
 
 if __name__ == "__main__":

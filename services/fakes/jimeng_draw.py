@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
-from services.fakes import pictures
+from services.fakes import pictures, serving
 from services.fakes.jimeng_checks import (
     _US,
     FAULT_ERRORS,
@@ -39,7 +39,6 @@ from services.fakes.jimeng_checks import (
     split_ids,
     validate,
 )
-from services.fakes.serving import Fault, shorten
 
 if TYPE_CHECKING:
     from services.fakes.jimeng import Fake
@@ -59,7 +58,7 @@ async def _generate(fake: Fake, request: Request, *, composition: bool) -> Respo
     stats = fake.stats
     stats.requests["compositions" if composition else "generations"] += 1
     body = await json_object(request)
-    stats.last_request = shorten(body)
+    stats.last_request = serving.shorten(body)
     try:
         params = validate(body, request.headers.get("authorization"), composition)
         await _admit(fake, params, composition=composition)
@@ -109,7 +108,7 @@ async def _admit(fake: Fake, params: Params, *, composition: bool) -> None:
         fake.stats.multi_picture_prompts += 1
 
 
-async def _fault_or_seconds(fake: Fake, request: Request, fault: Fault | None) -> float | Response:
+async def _fault_or_seconds(fake: Fake, request: Request, fault: serving.Fault | None) -> float | Response:
     """How long the drawing takes, or the answer a queued fault gives instead."""
     seconds = fake.config.image_seconds
     if fault is None:
