@@ -16,8 +16,11 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from faststream import FastStream
+from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from services.common import contracts as c
@@ -63,6 +66,46 @@ def create_app(settings: ImageSettings) -> FastStream:
         report=illustrator.failed,
     )
 
+    follow_kept_sessions = _session_control(
+        broker, topology, link=link, illustrator=illustrator, settings=settings, replica=replica
+    )
+
+    app = FastStream(broker, logger=logging.getLogger("faststream"))
+    following: list[asyncio.Task[None]] = []
+
+    @app.on_startup
+    async def _start() -> None:
+        await link.connect()
+        await declare_topology(link, topology)
+        if settings.provider == "jimeng":
+            await adopt_kept_sessions(link, topology, illustrator.sessions)
+            following.append(asyncio.create_task(follow_kept_sessions(), name="follow-kept-sessions"))
+        await illustrator.start()
+        await ops.start()
+
+    @app.on_shutdown
+    async def _stop() -> None:
+        for task in following:
+            task.cancel()
+        await ops.stop()
+        await illustrator.stop()
+        await link.close()
+
+    return app
+
+
+def _session_control(
+    broker: RabbitBroker,
+    topology: Topology,
+    *,
+    link: Link,
+    illustrator: Illustrator,
+    settings: ImageSettings,
+    replica: str,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Applies an operator's jimeng session rotation the moment it is sent; returns the
+    loop that catches up on one sent while this worker was away."""
+
     @broker.subscriber(topology.control_queue(replica), topology.control_exchange, no_reply=True)
     async def on_control(msg: RabbitMessage) -> None:
         try:
@@ -89,25 +132,4 @@ def create_app(settings: ImageSettings) -> FastStream:
                     log.warning("a session command sent while this worker was away is applied now")
                     apply_command(kept)
 
-    app = FastStream(broker, logger=logging.getLogger("faststream"))
-    following: list[asyncio.Task[None]] = []
-
-    @app.on_startup
-    async def _start() -> None:
-        await link.connect()
-        await declare_topology(link, topology)
-        if settings.provider == "jimeng":
-            await adopt_kept_sessions(link, topology, illustrator.sessions)
-            following.append(asyncio.create_task(follow_kept_sessions(), name="follow-kept-sessions"))
-        await illustrator.start()
-        await ops.start()
-
-    @app.on_shutdown
-    async def _stop() -> None:
-        for task in following:
-            task.cancel()
-        await ops.stop()
-        await illustrator.stop()
-        await link.close()
-
-    return app
+    return follow_kept_sessions
