@@ -16,36 +16,41 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class Species:
-    zh: str  # as the story calls it: 小刺猬
-    measure: str  # 一只 / 一头 / 一条
+class Bilingual:
+    zh: str
     en: str
+
+
+@dataclass(frozen=True)
+class Species(Bilingual):
+    measure: str  # 一只 / 一头 / 一条, for zh (as the story calls it: 小刺猬)
     look: str  # English, for the illustrator
     zh_words: tuple[str, ...]
     en_words: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class Place:
-    zh: str
+class Place(Bilingual):
     zh_in: str  # 在……里 / 在……上, as a sentence uses it
-    en: str
     zh_words: tuple[str, ...]
     en_words: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class Option:
+class Option(Bilingual):
     """A choice at the end of a page and how the next page begins if it is taken."""
 
-    zh: str
-    en: str
     zh_after: str
     en_after: str
 
 
 @dataclass(frozen=True)
-class Beat:
+class Ending(Bilingual):
+    picture: str
+
+
+@dataclass(frozen=True)
+class Beat(Ending):
     """One small adventure: a page poses it, the reader picks how it goes.
 
     In its texts {h}/{f} are the hero's and friend's names in Chinese text, {H}/{F}
@@ -54,17 +59,7 @@ class Beat:
 
     arc_zh: str
     arc_en: str
-    zh: str
-    en: str
-    picture: str
     options: tuple[Option, ...]
-
-
-@dataclass(frozen=True)
-class Ending:
-    zh: str
-    en: str
-    picture: str
 
 
 def _load() -> dict[str, Any]:

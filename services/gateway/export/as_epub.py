@@ -8,18 +8,8 @@ import uuid
 from typing import Any
 
 from services.common.mediastore import MediaStore
+from services.gateway.export import book
 from services.gateway.export.as_html import FONT_STACK
-from services.gateway.export.book import (
-    Book,
-    book_pages,
-    cover_picture,
-    ended,
-    escape,
-    language_tag,
-    plain,
-    title_of,
-    word,
-)
 
 # ------------------------------------------------------------------------------ EPUB
 
@@ -31,7 +21,7 @@ figure { margin: 0 0 1em; text-align: center; }
 img { max-width: 100%; max-height: 65vh; height: auto; }
 p { font-size: 1.4em; margin: 0 0 .7em; }
 p.chosen { font-size: 1em; color: #8a6d55; font-style: italic; }
-:language_tag(zh) p.chosen { font-style: normal; }
+:lang(zh) p.chosen { font-style: normal; }
 p.end { text-align: center; color: #c2571a; font-size: 1.6em; margin-top: 1em; }
 """.replace("{fonts}", FONT_STACK)
 
@@ -44,44 +34,44 @@ def _identifier(story: dict[str, Any]) -> str:
         return f"urn:storybook:{re.sub(r'[^A-Za-z0-9._-]', '', sid) or 'story'}"
 
 
-def to_epub(view: Book, store: MediaStore) -> bytes:
+def to_epub(view: book.Book, store: MediaStore) -> bytes:
     """An EPUB 3: a title page, one XHTML chapter per page with its picture, nav + NCX."""
-    story = plain(view)
+    story = book.plain(view)
     from ebooklib import epub
 
-    lang, title = language_tag(story), title_of(story)
-    book = epub.EpubBook()
-    book.set_identifier(_identifier(story))
-    book.set_title(title)
-    book.set_language(lang)
-    book.add_author("Interactive Storybook")
+    lang, title = book.language_tag(story), book.title_of(story)
+    epub_book = epub.EpubBook()
+    epub_book.set_identifier(_identifier(story))
+    epub_book.set_title(title)
+    epub_book.set_language(lang)
+    epub_book.add_author("Interactive Storybook")
     css = epub.EpubItem(uid="style", file_name="style/book.css", media_type="text/css", content=_EPUB_CSS)
-    book.add_item(css)
+    epub_book.add_item(css)
 
     def chapter(file_name: str, label: str, body: str) -> Any:
         item = epub.EpubHtml(title=label, file_name=file_name, lang=lang)
         item.content = (
-            f"<html><head><title>{escape(label)}</title></head><body>{body}</body></html>"
+            f"<html><head><title>{book.escape(label)}</title></head><body>{body}</body></html>"
         ).encode()
         item.add_item(css)
-        book.add_item(item)
+        epub_book.add_item(item)
         return item
 
-    cover = cover_picture(story, store, web=False)
-    cover_body = f'<h1 class="cover-title">{escape(title)}</h1>'
+    cover = book.cover_picture(story, store, web=False)
+    cover_body = f'<h1 class="cover-title">{book.escape(title)}</h1>'
     if cover is not None:
         cover_name = f"images/cover.{cover.ext}"
-        book.set_cover(cover_name, cover.data, create_page=False)
-        cover_body += f'<figure><img src="{cover_name}" alt="{escape(title)}"/></figure>'
+        epub_book.set_cover(cover_name, cover.data, create_page=False)
+        cover_body += f'<figure><img src="{cover_name}" alt="{book.escape(title)}"/></figure>'
     title_page = chapter("title.xhtml", title, cover_body)
     chapters = [title_page]
-    pages = book_pages(story, store, web=False)
+    pages = book.book_pages(story, store, web=False)
     for i, page in enumerate(pages):
-        label = word(story, "page", n=page.number)
+        label = book.word(story, "page", n=page.number)
         body = ""
         if page.picture is not None:
             name = f"images/page-{page.number:02d}.{page.picture.ext}"
-            book.add_item(
+            epub_book.add_item(
                 epub.EpubImage(
                     uid=f"image-{page.number:02d}",
                     file_name=name,
@@ -89,17 +79,17 @@ def to_epub(view: Book, store: MediaStore) -> bytes:
                     content=page.picture.data,
                 )
             )
-            body += f'<figure><img src="{name}" alt="{escape(label)}"/></figure>'
-        body += "".join(f"<p>{escape(p).replace(chr(10), '<br/>')}</p>" for p in page.paragraphs)
+            body += f'<figure><img src="{name}" alt="{book.escape(label)}"/></figure>'
+        body += "".join(f"<p>{book.escape(p).replace(chr(10), '<br/>')}</p>" for p in page.paragraphs)
         if page.chosen:
-            body += f'<p class="chosen">→ {escape(word(story, "chose", x=page.chosen))}</p>'
-        if i == len(pages) - 1 and ended(story):
-            body += f'<p class="end">{escape(word(story, "end"))}</p>'
+            body += f'<p class="chosen">→ {book.escape(book.word(story, "chose", x=page.chosen))}</p>'
+        if i == len(pages) - 1 and book.ended(story):
+            body += f'<p class="end">{book.escape(book.word(story, "end"))}</p>'
         chapters.append(chapter(f"page-{page.number:02d}.xhtml", label, body))
-    book.toc = chapters
-    book.add_item(epub.EpubNcx())
-    book.add_item(epub.EpubNav())
-    book.spine = chapters  # the nav is in the manifest for the reader's menu, not a page of the book
+    epub_book.toc = chapters
+    epub_book.add_item(epub.EpubNcx())
+    epub_book.add_item(epub.EpubNav())
+    epub_book.spine = chapters  # the nav is in the manifest for the reader's menu, not a page of the book
     out = io.BytesIO()
-    epub.write_epub(out, book)
+    epub.write_epub(out, epub_book)
     return out.getvalue()

@@ -5,17 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from services.common.mediastore import MediaStore
-from services.gateway.export.book import (
-    Book,
-    book_pages,
-    cover_picture,
-    ended,
-    escape,
-    language_tag,
-    plain,
-    title_of,
-    word,
-)
+from services.gateway.export import book
 
 # ------------------------------------------------------------------------------ HTML
 
@@ -43,9 +33,9 @@ h1 { font-size: 2.6rem; line-height: 1.3; margin: 0 0 1.5rem; color: #c2571a; le
 figure { margin: 0 0 1.25rem; }
 img { display: block; max-width: 100%; height: auto; margin: 0 auto; border-radius: .9rem; }
 .text p { font-size: 1.6rem; margin: 0 0 .8em; }
-:language_tag(zh) .text p { letter-spacing: .06em; line-height: 1.9; }
+:lang(zh) .text p { letter-spacing: .06em; line-height: 1.9; }
 .chosen { font-size: 1.15rem; color: #8a6d55; font-style: italic; margin: .5rem 0 0; }
-:language_tag(zh) .chosen { font-style: normal; }
+:lang(zh) .chosen { font-style: normal; }
 .end { text-align: center; font-size: 1.8rem; color: #c2571a; margin: 1.5rem 0 0; }
 .num { text-align: center; font-size: .95rem; color: #a08c7a; margin-top: 1rem; }
 @media print {
@@ -63,45 +53,45 @@ img { display: block; max-width: 100%; height: auto; margin: 0 auto; border-radi
 
 
 def _text_html(paragraphs: Iterable[str]) -> str:
-    return "".join(f"<p>{escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    return "".join(f"<p>{book.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
 
 
-def to_html(view: Book, store: MediaStore) -> bytes:
+def to_html(view: book.Book, store: MediaStore) -> bytes:
     """One self-contained HTML page: pictures as data URIs, inline CSS, no script."""
-    story = plain(view)
-    lang, title = language_tag(story), title_of(story)
+    story = book.plain(view)
+    lang, title = book.language_tag(story), book.title_of(story)
     parts = [
         "<!DOCTYPE html>",
-        f'<html lang="{escape(lang)}">',
+        f'<html lang="{book.escape(lang)}">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         # Nothing may be fetched from anywhere: no external script, font, image, frame.
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "img-src data:; style-src 'unsafe-inline'\">",
-        f"<title>{escape(title)}</title>",
+        f"<title>{book.escape(title)}</title>",
         f"<style>{_CSS}</style>",
         "</head>",
         "<body>",
         "<main>",
         '<section class="cover">',
-        f"<h1>{escape(title)}</h1>",
+        f"<h1>{book.escape(title)}</h1>",
     ]
-    cover = cover_picture(story, store, web=True)
+    cover = book.cover_picture(story, store, web=True)
     if cover is not None:
-        parts.append(f'<figure><img src="{cover.data_uri()}" alt="{escape(title)}"></figure>')
+        parts.append(f'<figure><img src="{cover.data_uri()}" alt="{book.escape(title)}"></figure>')
     parts.append("</section>")
-    pages = book_pages(story, store, web=True)
+    pages = book.book_pages(story, store, web=True)
     for i, page in enumerate(pages):
-        label = word(story, "page", n=page.number)
-        parts.append(f'<section class="page" id="page-{page.number}" aria-label="{escape(label)}">')
+        label = book.word(story, "page", n=page.number)
+        parts.append(f'<section class="page" id="page-{page.number}" aria-label="{book.escape(label)}">')
         if page.picture is not None:
-            parts.append(f'<figure><img src="{page.picture.data_uri()}" alt="{escape(label)}"></figure>')
+            parts.append(f'<figure><img src="{page.picture.data_uri()}" alt="{book.escape(label)}"></figure>')
         parts.append(f'<div class="text">{_text_html(page.paragraphs)}</div>')
         if page.chosen:
-            parts.append(f'<p class="chosen">→ {escape(word(story, "chose", x=page.chosen))}</p>')
-        if i == len(pages) - 1 and ended(story):
-            parts.append(f'<p class="end">{escape(word(story, "end"))}</p>')
+            parts.append(f'<p class="chosen">→ {book.escape(book.word(story, "chose", x=page.chosen))}</p>')
+        if i == len(pages) - 1 and book.ended(story):
+            parts.append(f'<p class="end">{book.escape(book.word(story, "end"))}</p>')
         parts.append(f'<p class="num">{page.number}</p>')
         parts.append("</section>")
     parts += ["</main>", "</body>", "</html>", ""]

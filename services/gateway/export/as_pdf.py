@@ -9,19 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.mediastore import MediaStore
-from services.gateway.export.book import (
-    Book,
-    BookPage,
-    Picture,
-    book_pages,
-    cover_picture,
-    ended,
-    is_zh,
-    language_tag,
-    plain,
-    title_of,
-    word,
-)
+from services.gateway.export import book
 
 # ------------------------------------------------------------------------------ PDF
 
@@ -142,15 +130,15 @@ def _pdf_markup(text: str) -> str:
     return html.escape(text, quote=False).replace("\n", "<br/>")
 
 
-def _pdf_flowables(story: dict[str, Any], page: BookPage, last: bool, size: float) -> list[Any]:
+def _pdf_flowables(story: dict[str, Any], page: book.BookPage, last: bool, size: float) -> list[Any]:
     from reportlab.platypus import Paragraph
 
-    st = _pdf_styles(is_zh(story), size)
+    st = _pdf_styles(book.is_zh(story), size)
     flows: list[Any] = [Paragraph(_pdf_markup(p), st["body"]) for p in page.paragraphs]
     if page.chosen:
-        flows.append(Paragraph(_pdf_markup("→ " + word(story, "chose", x=page.chosen)), st["chosen"]))
-    if last and ended(story):
-        flows.append(Paragraph(_pdf_markup(word(story, "end")), st["end"]))
+        flows.append(Paragraph(_pdf_markup("→ " + book.word(story, "chose", x=page.chosen)), st["chosen"]))
+    if last and book.ended(story):
+        flows.append(Paragraph(_pdf_markup(book.word(story, "end")), st["end"]))
     return flows
 
 
@@ -162,7 +150,7 @@ def _flow_height(flows: list[Any], width: float) -> float:
     return total
 
 
-def _draw_picture(c: Any, pic: Picture, x: float, y: float, w: float, h: float) -> tuple[float, float]:
+def _draw_picture(c: Any, pic: book.Picture, x: float, y: float, w: float, h: float) -> tuple[float, float]:
     """Draw the picture as large as fits in (w, h), keeping its aspect ratio, centred
     horizontally at the top of the box, with rounded corners; returns its size."""
     from reportlab.lib.utils import ImageReader
@@ -202,17 +190,17 @@ def _frame_flow(c: Any, flows: list[Any], x: float, y: float, w: float, h: float
         return
 
 
-def _pdf_cover(c: Any, story: dict[str, Any], cover: Picture | None) -> None:
+def _pdf_cover(c: Any, story: dict[str, Any], cover: book.Picture | None) -> None:
     from reportlab.platypus import Paragraph
 
     width, height = PDF_PAGE
     c.setFillColorRGB(1.0, 0.96, 0.88)
     c.rect(0, 0, width, height, stroke=0, fill=1)
     box_w = width - 2 * PDF_MARGIN
-    style = _pdf_styles(is_zh(story), 20)["title"]
+    style = _pdf_styles(book.is_zh(story), 20)["title"]
     for size in (34, 28, 22):  # a long title gets smaller type; beyond a third of the page it is cut
         style.fontSize, style.leading = size, size * 1.35
-        title = Paragraph(_pdf_markup(title_of(story)), style)
+        title = Paragraph(_pdf_markup(book.title_of(story)), style)
         _, th = title.wrap(box_w, height)
         if th <= height / 3:
             break
@@ -220,7 +208,7 @@ def _pdf_cover(c: Any, story: dict[str, Any], cover: Picture | None) -> None:
     # The title alone sits a little above the middle; with the sheet, at the top.
     top = (height + th) / 2 + 20 if cover is None else height - PDF_MARGIN - 24
     c.saveState()
-    if is_zh(story):
+    if book.is_zh(story):
         # STSong-Light comes in one weight: stroke the outline too for a bold title.
         c.setStrokeColorRGB(*ACCENT)
         c.setLineWidth(0.8)
@@ -232,7 +220,7 @@ def _pdf_cover(c: Any, story: dict[str, Any], cover: Picture | None) -> None:
         _draw_picture(c, cover, PDF_MARGIN, PDF_MARGIN + 10, box_w, box_h)
 
 
-def _pdf_page(c: Any, story: dict[str, Any], page: BookPage, last: bool) -> None:
+def _pdf_page(c: Any, story: dict[str, Any], page: book.BookPage, last: bool) -> None:
     width, height = PDF_PAGE
     box_w = width - 2 * PDF_MARGIN
     bottom = PDF_MARGIN + PDF_FOOTER - 8
@@ -266,7 +254,7 @@ def _pdf_page(c: Any, story: dict[str, Any], page: BookPage, last: bool) -> None
     c.showPage()
 
 
-def _pdf_long_page(c: Any, page: BookPage, flows: list[Any], min_pic: float, gap: float) -> None:
+def _pdf_long_page(c: Any, page: book.BookPage, flows: list[Any], min_pic: float, gap: float) -> None:
     """Text too long for one page even in the smallest size we allow: the picture at its
     smallest with the text beneath, and the rest of the text flowing on over more pages."""
     width, height = PDF_PAGE
@@ -287,24 +275,24 @@ def _pdf_long_page(c: Any, page: BookPage, flows: list[Any], min_pic: float, gap
         top = bottom + avail
 
 
-def to_pdf(view: Book, store: MediaStore) -> bytes:
+def to_pdf(view: book.Book, store: MediaStore) -> bytes:
     """A picture-book PDF: a cover with the title (and the character sheet), then one page
     per story page with its picture above and its text below."""
-    story = plain(view)
+    story = book.plain(view)
     from reportlab.pdfgen.canvas import Canvas
 
-    zh = is_zh(story)
+    zh = book.is_zh(story)
     if zh:
         _register_cjk()
     out = io.BytesIO()
-    c = Canvas(out, pagesize=PDF_PAGE, lang=language_tag(story), pageCompression=1)
-    c.setTitle(title_of(story))
+    c = Canvas(out, pagesize=PDF_PAGE, lang=book.language_tag(story), pageCompression=1)
+    c.setTitle(book.title_of(story))
     c.setAuthor("Interactive Storybook")
     c.setCreator("Interactive Storybook")
-    c.setSubject(title_of(story))
-    _pdf_cover(c, story, cover_picture(story, store, web=False))
+    c.setSubject(book.title_of(story))
+    _pdf_cover(c, story, book.cover_picture(story, store, web=False))
     c.showPage()
-    pages = book_pages(story, store, web=False)
+    pages = book.book_pages(story, store, web=False)
     for i, page in enumerate(pages):
         _pdf_page(c, story, page, last=i == len(pages) - 1)
     c.save()
