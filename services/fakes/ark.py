@@ -45,6 +45,7 @@ from services.fakes.ark_checks import (
     MODELS,
     OUTPUT_POLICY,
     PATH,
+    URLS,
     ArkError,
     Params,
     authenticate,
@@ -53,14 +54,7 @@ from services.fakes.ark_checks import (
     reference,
     validate,
 )
-from services.fakes.signed import SignedFiles, UrlStyle, comma_set
-
-URLS = UrlStyle(
-    prefix="/tos",
-    expires="X-Tos-Expires",
-    signature="X-Tos-Signature",
-    mismatch="The request signature we calculated does not match.",
-)
+from services.fakes.signed import SignedFiles, comma_set
 
 
 @dataclass(frozen=True)
@@ -242,12 +236,11 @@ def _nearest_ratio(width: int, height: int) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.fakes.ark",
+    parser = serving.fake_parser(
+        "ark",
         description="Fake Volcengine Ark image API (Seedream) for tests and the offline demo.",
+        port=8102,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8102, help="0 picks a free port")
     parser.add_argument("--image-seconds", type=float, default=2.0)
     parser.add_argument("--url-ttl", type=float, default=86400.0, help="result URL lifetime, s")
     parser.add_argument(

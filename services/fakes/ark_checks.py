@@ -21,6 +21,12 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 
+from services.fakes.signed import UrlStyle
+
+# Where its pictures are served: how the upstream's object store signs a URL.
+MISMATCH = "The request signature we calculated does not match."
+URLS = UrlStyle(prefix="/tos", expires="X-Tos-Expires", signature="X-Tos-Signature", mismatch=MISMATCH)
+
 PATH = "/api/v3/images/generations"
 MODELS = ("doubao-seedream-4-0-250828", "doubao-seedream-4-5-251128", "doubao-seedream-5-0-260128")
 DEFAULT_KEY = "ark-offline-fake-key"
@@ -29,6 +35,10 @@ MIN_PIXELS, MAX_PIXELS = 1280 * 720, 4096 * 4096
 MAX_IMAGES = 14  # reference images in, Seedream 4.x
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_SET = 15  # references plus pictures out, with sequential generation
+TOO_MANY_IMAGES = f"The request failed because at most {MAX_IMAGES} input images are supported."
+TOO_LARGE_SET = f"The request failed because input and output images together may be at most {MAX_SET}."
+OVERSIZED_IMAGE = "The request failed because the size of the input image exceeds the limit."
+UNSUPPORTED_IMAGE = "The request failed because the image format is not supported by the API."
 
 TYPES = {
     400: "BadRequest",
@@ -157,23 +167,15 @@ def validate(body: dict[str, Any], model: str) -> Params:
     if not isinstance(images, list) or not all(isinstance(i, str) and i for i in images):
         raise _invalid("image")
     if len(images) > MAX_IMAGES:
-        raise ArkError(
-            400,
-            "InvalidParameter.UnsupportedImageCount",
-            f"The request failed because at most {MAX_IMAGES} input images are supported.",
-            "image",
-        )
+        raise _bad_request("InvalidParameter.UnsupportedImageCount", TOO_MANY_IMAGES, "image")
     sequential = body.get("sequential_image_generation", "disabled")
     if sequential not in ("auto", "disabled"):
         raise _invalid("sequential_image_generation")
     options = body.get("sequential_image_generation_options") or {}
     wanted = options.get("max_images", 15) if isinstance(options, dict) else 15
     if sequential == "auto" and (not isinstance(wanted, int) or len(images) + wanted > MAX_SET):
-        raise ArkError(
-            400,
-            "InvalidParameter",
-            f"The request failed because input and output images together may be at most {MAX_SET}.",
-            "sequential_image_generation_options.max_images",
+        raise _bad_request(
+            "InvalidParameter", TOO_LARGE_SET, "sequential_image_generation_options.max_images"
         )
     response_format = body.get("response_format", "url")
     if response_format not in ("url", "b64_json"):
@@ -220,23 +222,17 @@ async def reference(source: str, index: int) -> Image.Image:
     else:
         raise _bad_image(index, "it is neither a URL nor a data:image/...;base64 URI")
     if len(data) > MAX_IMAGE_BYTES:
-        raise ArkError(
-            400,
-            "InvalidParameter.OversizedImage",
-            "The request failed because the size of the input image exceeds the limit.",
-            "image",
-        )
+        raise _bad_request("InvalidParameter.OversizedImage", OVERSIZED_IMAGE, "image")
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
     except (UnidentifiedImageError, OSError):
-        raise ArkError(
-            400,
-            "InvalidParameter.UnsupportedImageFormat",
-            "The request failed because the image format is not supported by the API.",
-            "image",
-        ) from None
+        raise _bad_request("InvalidParameter.UnsupportedImageFormat", UNSUPPORTED_IMAGE, "image") from None
     return image
+
+
+def _bad_request(code: str, message: str, param: str) -> ArkError:
+    return ArkError(400, code, message, param)
 
 
 def _invalid(param: str) -> ArkError:

@@ -57,6 +57,7 @@ from services.fakes.jimeng_checks import (
     MODELS,
     UNREACHABLE,
     UNREACHABLE_SECONDS,
+    URLS,
     Sessions,
     fail,
     json_object,
@@ -64,14 +65,7 @@ from services.fakes.jimeng_checks import (
     str_list,
 )
 from services.fakes.jimeng_draw import add_drawing_routes
-from services.fakes.signed import SignedFiles, UrlStyle, comma_set
-
-URLS = UrlStyle(
-    prefix="/files",
-    expires="expires",
-    signature="sig",
-    mismatch="The request signature does not match.",
-)
+from services.fakes.signed import SignedFiles, comma_set
 
 
 @dataclass(frozen=True)
@@ -283,12 +277,9 @@ def _add_token_routes(app: FastAPI, fake: Fake) -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.fakes.jimeng",
-        description="Fake jimeng-api image service for tests and the offline demo.",
+    parser = serving.fake_parser(
+        "jimeng", description="Fake jimeng-api image service for tests and the offline demo.", port=5100
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5100, help="0 picks a free port")
     parser.add_argument("--image-seconds", type=float, default=2.0)
     parser.add_argument("--url-ttl", type=float, default=10800.0, help="image URL lifetime, s")
     parser.add_argument("--live-ids", type=comma_set, help="only these session ids are live")
@@ -309,16 +300,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     serving.check_fault_modes(args.fault, FAULT_MODES)
+    kept = ("image_seconds", "url_ttl", "live_ids", "dead_ids", "broke_ids", "upstream_down", "time_scale")
     config = JimengConfig(
-        image_seconds=args.image_seconds,
-        url_ttl=args.url_ttl,
-        live_ids=args.live_ids,
-        dead_ids=args.dead_ids,
-        broke_ids=args.broke_ids,
-        upstream_down=args.upstream_down,
-        time_scale=args.time_scale,
-        faults=tuple(args.fault),
-        credits=args.credits,
+        faults=tuple(args.fault), credits=args.credits, **{name: getattr(args, name) for name in kept}
     )
     serving.run(create_app(config), host=args.host, port=args.port, name="jimeng")
 

@@ -21,6 +21,11 @@ from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 
 from services.fakes import pictures
+from services.fakes.signed import UrlStyle
+
+# Where its pictures are served: how the upstream's object store signs a URL.
+MISMATCH = "The request signature does not match."
+URLS = UrlStyle(prefix="/files", expires="expires", signature="sig", mismatch=MISMATCH)
 
 MODELS = (
     "jimeng-5.0",

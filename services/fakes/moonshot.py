@@ -375,12 +375,11 @@ def tokenize(text: str) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.fakes.moonshot",
+    parser = serving.fake_parser(
+        "moonshot",
         description="Fake Moonshot chat-completions API for tests and the offline demo.",
+        port=8801,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8801, help="0 picks a free port")
     parser.add_argument("--api-key", help="only this key is accepted (default: any key)")
     parser.add_argument("--ttft", type=float, default=0.3, help="seconds to first token")
     parser.add_argument("--tps", type=float, default=40.0, help="tokens per second (0: no wait)")

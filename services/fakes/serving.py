@@ -313,6 +313,14 @@ class BackgroundServer:
         self.stop()
 
 
+def fake_parser(name: str, *, description: str, port: int) -> argparse.ArgumentParser:
+    """A fake's command line: where it listens; its own options are added after."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.fakes.{name}", description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port, help="0 picks a free port")
+    return parser
+
+
 def add_fault_option(parser: argparse.ArgumentParser, modes: Sequence[str]) -> None:
     """`--fault MODE[:COUNT]`, the same on both fakes."""
     parser.add_argument(

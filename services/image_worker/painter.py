@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from services.common import contracts as c
@@ -31,16 +32,15 @@ UNKNOWN_OUTCOME = ("image_timeout",)
 DOWNLOAD_PAUSES = (1.0, 3.0)  # seconds between tries of one download within an attempt
 
 
+@dataclass
 class Painter:
-    def __init__(
-        self, *, settings: ImageSettings, sessions: SessionPool, media: MediaStore, budget: Budget
-    ) -> None:
-        self.settings = settings
-        self.sessions = sessions
-        self.media = media
-        self.budget = budget
-        self.provider: Provider | None = None
-        self.downloader: Downloader | None = None
+    settings: ImageSettings
+    sessions: SessionPool
+    media: MediaStore
+    budget: Budget
+    # Made at start: the provider may open connections and start its watcher.
+    provider: Provider | None = None
+    downloader: Downloader | None = None
 
     async def start(self) -> None:
         self.provider = make_provider(self.settings, self.sessions)
