@@ -54,21 +54,15 @@ from services.fakes.ark_checks import (
     reference,
     validate,
 )
-from services.fakes.signed import SignedFiles, comma_set
+from services.fakes.signed import DrawingConfig, SignedFiles, comma_set
 
 
 @dataclass(frozen=True)
-class ArkConfig:
-    # Seconds a picture takes (the real one: about 10-60 s).
-    image_seconds: float = 2.0
-    # Seconds a result URL stays valid (the real one: 24 hours).
-    url_ttl: float = 86400.0
+class ArkConfig(DrawingConfig):
+    url_ttl: float = 86400.0  # the real one: 24 hours
     keys: frozenset[str] = frozenset({DEFAULT_KEY})
     # Models the account has activated; another known model answers ModelNotOpen.
     open_models: frozenset[str] = frozenset(MODELS)
-    faults: tuple[tuple[str, int], ...] = ()
-    long_side: int = 640
-    max_files: int = 2000
 
 
 @dataclass

@@ -65,15 +65,11 @@ from services.fakes.jimeng_checks import (
     str_list,
 )
 from services.fakes.jimeng_draw import add_drawing_routes
-from services.fakes.signed import SignedFiles, comma_set
+from services.fakes.signed import DrawingConfig, SignedFiles, comma_set
 
 
 @dataclass(frozen=True)
-class JimengConfig:
-    # Seconds a successful generation takes (the real one: 30 s to minutes).
-    image_seconds: float = 2.0
-    # Seconds a returned image URL stays valid (the real CDN: about 2-3 hours).
-    url_ttl: float = 10800.0
+class JimengConfig(DrawingConfig):
     # None: every non-empty id that is not dead is live.
     live_ids: frozenset[str] | None = None
     dead_ids: frozenset[str] = frozenset()
@@ -84,12 +80,7 @@ class JimengConfig:
     # Multiplies the real server's failure timings (15 s, 30 s) and the time a
     # dead or broke id takes to be refused.
     time_scale: float = 1.0
-    faults: tuple[tuple[str, int], ...] = ()
     credits: int = 80
-    long_side: int = 640
-    # Pictures kept for their URLs; the oldest are forgotten first (a 404, as if the
-    # CDN had dropped them) so a long demo does not grow without bound.
-    max_files: int = 2000
 
 
 @dataclass

@@ -26,6 +26,22 @@ Picture = bytes | Callable[[], bytes]
 
 
 @dataclass(frozen=True)
+class DrawingConfig:
+    """What both picture fakes are told; each adds its own."""
+
+    # Seconds a picture takes (the real ones: tens of seconds to minutes).
+    image_seconds: float = 2.0
+    # Seconds a result URL stays valid (jimeng's CDN: 2-3 hours; Ark's store: 24 hours).
+    url_ttl: float = 10800.0
+    # (mode, count) queued at start, as `--fault MODE[:COUNT]` does.
+    faults: tuple[tuple[str, int], ...] = ()
+    long_side: int = 640
+    # Pictures kept for their URLs; the oldest are forgotten first (a 404, as if the
+    # store had dropped them) so a long demo does not grow without bound.
+    max_files: int = 2000
+
+
+@dataclass(frozen=True)
 class UrlStyle:
     prefix: str  # /files or /tos
     expires: str  # the query parameter that carries the expiry time
