@@ -28,7 +28,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(PY) -m services.devstack
 
-test: $(VENV)/.installed-dev
+# axe-core for the browser tests' accessibility checks (package.json, pinned in package-lock.json).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+test: $(VENV)/.installed-dev node_modules/.installed
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed-dev
@@ -41,4 +46,4 @@ bench: $(VENV)/.installed-dev
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules var test-artifacts .pytest_cache .mypy_cache .ruff_cache

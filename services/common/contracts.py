@@ -65,6 +65,10 @@ class StoryBrief(Contract):
     language: Language
     style: str
     total_pages: int
+    # The child's own hero, when the parent gave one: its name, and their drawing (a
+    # media path) that the character sheet is drawn from.
+    hero_name: str | None = None
+    hero_picture: str = ""
 
 
 class PageSoFar(Contract):
@@ -150,6 +154,9 @@ class ImageTask(Contract):
     sheet: str = ""
     # Names this request, so a picture asked for twice is drawn once (image_worker.claims).
     request: str = ""
+    # A "sheet" task of a story with the child's own hero: that picture (a media path)
+    # is the sheet's reference, as the sheet is every page's.
+    hero: str = ""
 
 
 image_task_adapter: TypeAdapter[ImageTask] = TypeAdapter(ImageTask)
@@ -175,6 +182,8 @@ class PageTextDone(Contract):
     attempt: int = 1
     # A kind word for the reader when their typed idea was set aside.
     note: str | None = None
+    # What the picture shows, in the story's language (its alt text); older writers send none.
+    alt: str | None = None
 
 
 class PageFailed(Contract):
@@ -380,3 +389,6 @@ class PageDraft(Contract):
     illustration: str
     text: str
     choices: list[str] = Field(default_factory=list)
+    # One sentence saying what the picture shows, in the story's language: the picture's
+    # alt text for readers who cannot see it (the page, the share page and the EPUB).
+    alt: str = ""

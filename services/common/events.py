@@ -53,12 +53,14 @@ class PageStarted(ReaderEvent):
 
 class PageTextDone(ReaderEvent):
     type = "page.text.done"
-    optional = ("note",)
+    optional = ("note", "alt")
     page: int
     text: str
     choices: list[str]
     # Why a typed idea was gently set aside.
     note: str | None = None
+    # What the page's picture shows, in the story's language: its alt text.
+    alt: str | None = None
 
 
 class PageChosen(ReaderEvent):

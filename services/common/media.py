@@ -7,7 +7,9 @@ folder or an S3 bucket):
   every drawing, so a URL is never reused and can be cached for good;
 - the character sheet: `sheet-{key}.{ext}` (`sheet.{ext}` for one drawn before
   sheets had keys), found by name because pages wait for it;
-- `sheet-{key}.failed`: the sheet will not come, pages draw from their text.
+- `sheet-{key}.failed`: the sheet will not come, pages draw from their text;
+- `hero.jpg`: the child's own hero picture, re-encoded by the gateway; the character
+  sheet is drawn from it. It is never served: no page or sheet of the story is it.
 
 A stored picture is known to the gateway by its key, `<story_id>/<name>`, and to a
 reader by its URL, `/media/<key>`. Only names that `picture_name` accepts are ever
@@ -51,6 +53,18 @@ def new_picture_name(*, page: int, attempt: int) -> str:
 
 def key_of(story_id: str, name: str) -> str:
     return f"{story_id}/{name}"
+
+
+HERO = "hero.jpg"
+
+
+def hero_key(story_id: str) -> str:
+    return key_of(story_id, HERO)
+
+
+def hero_reference(story_id: str, key: str) -> str | None:
+    """The hero picture a sheet task names, only when it is its own story's."""
+    return key if key and key == hero_key(story_id) else None
 
 
 def media_url(key: str) -> str:

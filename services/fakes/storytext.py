@@ -2,7 +2,7 @@
 
 The llm_worker's prompts put the facts after a `STORY_CONTEXT_JSON:` line. This
 module reads them and writes what a good model would: an outline, or one page as
-`{"illustration", "text", "choices"}` in that order, in Chinese or English. The
+`{"illustration", "text", "choices", "alt"}` in that order, in Chinese or English. The
 story follows the premise (the hero's species and the place come from it), the
 outline's character names, the page number and the reader's choice, and ends
 properly on the last page. Everything is seeded from a hash of the input, so the
@@ -85,6 +85,9 @@ def outline(ctx: dict[str, Any]) -> dict[str, Any]:
     premise = str(ctx.get("premise") or "")
     total = _total_pages(ctx)
     hero, friend = _cast(premise, lang)
+    named = ctx.get("hero_name")
+    if isinstance(named, str) and named.strip():  # the child named their own hero
+        hero = Person(named.strip()[:30], hero.species)
     place = _place_from_premise(premise)
     names = {"h": hero.name, "f": friend.name, "H": hero.name, "F": friend.name}
     rng = _rng("title", premise, lang)
@@ -187,30 +190,16 @@ def page(ctx: dict[str, Any]) -> dict[str, Any]:
     place_in = _place_for(book, premise, lang)
 
     # (sentence, may it be dropped to keep a Chinese page within 40-120 characters)
-    parts: list[tuple[str, bool]] = []
     if index == 0:
-        parts.append((_intro(hero, place_in, lang), False))
-        short = _premise_short(premise, lang)
-        if short:
-            opening = f"故事是这样开始的：{short}。" if lang == "zh" else f"Here is how it began: {short}."
-            parts.append((opening, True))
-        if lang == "zh":
-            parts.append((f"这天，{hero.name}和好朋友{friend.species.zh}{friend.name}一起出发了。", False))
-        else:
-            parts.append(
-                (
-                    f"One morning {hero.name} set off with a good friend, "
-                    f"{friend.name} the {friend.species.en}.",
-                    False,
-                )
-            )
+        parts = _opening(hero, friend, premise, place_in, lang)
     else:
-        parts.append((_follow(choice, names, lang), False))
+        parts = [(_follow(choice, names, lang), False)]
 
     if is_last:
         ending = rng.choice(ENDINGS)
         parts.append(((ending.zh if lang == "zh" else ending.en).format(**names), False))
         illustration = ending.picture.format(**names)
+        scene = ending.zh.format(**names)
         choices: list[str] = []
     else:
         beat = _beat_for(book, premise, lang, index)
@@ -219,6 +208,7 @@ def page(ctx: dict[str, Any]) -> dict[str, Any]:
             feelings = FEELINGS_ZH if lang == "zh" else FEELINGS_EN
             parts.append((rng.choice(feelings).format(**names), True))
         illustration = beat.picture.format(**names)
+        scene = beat.zh.format(**names)
         options = list(beat.options)
         rng.shuffle(options)
         count = 3 if rng.random() < 0.5 else 2
@@ -228,7 +218,33 @@ def page(ctx: dict[str, Any]) -> dict[str, Any]:
         "illustration": illustration,
         "text": _compose(parts, lang),
         "choices": choices,
+        "alt": _alt(illustration, scene, lang),
     }
+
+
+def _opening(hero: Person, friend: Person, premise: str, place_in: str, lang: str) -> list[tuple[str, bool]]:
+    """The first page's first sentences: who, where, how it began, who comes along."""
+    parts = [(_intro(hero, place_in, lang), False)]
+    short = _premise_short(premise, lang)
+    if short:
+        opening = f"故事是这样开始的：{short}。" if lang == "zh" else f"Here is how it began: {short}."
+        parts.append((opening, True))
+    if lang == "zh":
+        parts.append((f"这天，{hero.name}和好朋友{friend.species.zh}{friend.name}一起出发了。", False))
+    else:
+        companion = (
+            f"One morning {hero.name} set off with a good friend, {friend.name} the {friend.species.en}."
+        )
+        parts.append((companion, False))
+    return parts
+
+
+def _alt(illustration: str, scene_zh: str, lang: str) -> str:
+    """What the picture shows, in the story's language, as the model writes it."""
+    if lang == "en":
+        return illustration.rstrip(".") + "."
+    first = scene_zh.split("。")[0].strip("“”（完）")
+    return f"图里：{first}。"
 
 
 def _people(book: dict[str, Any], premise: str, lang: str) -> tuple[Person, Person]:

@@ -31,18 +31,21 @@ STATIC = Path(__file__).parent / "static"
 
 
 class BodyLimit:
-    """Refuse request bodies over the limit before reading them into memory."""
+    """Refuse request bodies over the limit before reading them into memory.
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
-        self.app, self.limit = app, limit
+    `wider` names the few routes allowed more (a new story may carry the hero's picture)."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, wider: dict[tuple[str, str], int] | None = None) -> None:
+        self.app, self.limit, self.wider = app, limit, wider or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.wider.get((scope.get("method", ""), scope.get("path", "")), self.limit)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._too_large(scope, receive, send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._too_large(scope, receive, send, limit)
             return
         seen = 0
 
@@ -51,19 +54,18 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, limit)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            413, "too_large", f"The request body is larger than {self.limit} bytes; send less."
-        )
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        message = f"The request body is larger than {limit} bytes; send less."
+        response = error_response(413, "too_large", message)
         await response(scope, receive, send)
 
 
@@ -76,8 +78,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     store = Store(settings.database_url, topology=topology)
     hub = Hub(buffer=settings.ws_send_buffer)
     bus = GatewayBus(url=settings.rabbitmq_url, topology=topology, store=store, hub=hub)
-    service = StoryService(settings=settings, store=store, bus=bus)
     media_store = open_store(settings)
+    service = StoryService(settings=settings, store=store, bus=bus, media=media_store)
     if isinstance(media_store, FileStore):
         media_store.root.mkdir(parents=True, exist_ok=True)
     register_secrets(settings.media_secrets())
@@ -127,7 +129,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         WS_CONNECTIONS.set(hub.connections)
         return metrics_response()
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    # A new story's body may carry the hero's picture as base64 (4 bytes per 3).
+    hero_body = settings.max_body_bytes + settings.hero_max_bytes * 4 // 3
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, wider={("POST", "/api/stories"): hero_body})
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext)
     return app

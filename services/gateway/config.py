@@ -16,6 +16,10 @@ class GatewaySettings(MediaSettings):
     story_pages: int = Field(default=6, ge=2, le=30, description="pages in a story")
     default_style: str = "watercolor"
     max_body_bytes: int = Field(default=16_384, ge=1024)
+    # The child's own hero picture on a new story (decoded size, and pixels before it is
+    # scaled down): the only body allowed past max_body_bytes.
+    hero_max_bytes: int = Field(default=4_000_000, ge=10_000, le=20_000_000)
+    hero_max_pixels: int = Field(default=40_000_000, ge=10_000, le=178_000_000)
     # New stories are refused (503 + Retry-After) while more pages than this wait to
     # be written: better a clear "try again" than a story that takes hours.
     max_queue_depth: int = Field(default=200, ge=1)

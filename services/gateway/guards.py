@@ -25,6 +25,11 @@ PAGE_CSP = (
 )
 # Pictures, JSON, exports: nothing in them may run or load anything.
 STRICT_CSP = "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+# The page a share link opens: a finished story, and read-aloud (one script of ours).
+SHARE_CSP = (
+    "default-src 'none'; script-src 'self'; img-src data: 'self'; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 # The API's own documentation (FastAPI's Swagger UI): its script comes from a CDN and
 # starts inline. It shows no reader's content, so that is all it is allowed.
 DOCS_CSP = (

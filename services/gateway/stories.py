@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import unicodedata
+import uuid
 from collections import OrderedDict, deque
 from typing import Annotated, Any, Literal
 
@@ -20,9 +22,11 @@ from pydantic import (
 
 from services.common import safety
 from services.common.contracts import MAX_ACTION, MAX_PREMISE
+from services.common.mediastore import MediaStore
+from services.gateway import hero
 from services.gateway.bus import GatewayBus
 from services.gateway.config import GatewaySettings
-from services.gateway.store.errors import TooMany, Unavailable, Unsuitable
+from services.gateway.store.errors import Invalid, TooMany, Unavailable, Unsuitable
 from services.gateway.store.repo import Changes, Store
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,7 @@ log = logging.getLogger(__name__)
 Premise = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PREMISE)]
 Action = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ACTION)]
 Style = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+HeroName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=30)]
 
 
 def no_control_characters(value: str | None) -> str | None:
@@ -70,8 +75,14 @@ class NewStory(BaseModel):
     age: StrictInt = Field(default=6, ge=3, le=12, description="the child's age, 3-12")
     language: Literal["zh", "en"] = "zh"
     style: Style | None = None
+    hero_name: HeroName | None = Field(default=None, description="the hero's name, 1-30 characters")
+    hero_picture: str | None = Field(
+        default=None,
+        description='a drawing or a photo of a toy as a "data:image/...;base64," URL (PNG, JPEG, WebP); '
+        "the characters are drawn from it",
+    )
 
-    _clean = field_validator("premise", "style")(no_control_characters)
+    _clean = field_validator("premise", "style", "hero_name")(no_control_characters)
 
 
 class Choice(BaseModel):
@@ -127,9 +138,12 @@ class PerClientLimit:
 
 
 class StoryService:
-    def __init__(self, *, settings: GatewaySettings, store: Store, bus: GatewayBus) -> None:
+    def __init__(
+        self, *, settings: GatewaySettings, store: Store, bus: GatewayBus, media: MediaStore
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.media = media  # where the pictures are kept: the hero's too
         self.bus = bus
         self.limit = PerClientLimit(settings.create_per_minute)
 
@@ -149,7 +163,7 @@ class StoryService:
             log.warning("publish deferred to the outbox relay", exc_info=True)
 
     async def create(self, req: NewStory, *, client: str) -> tuple[str, str]:
-        for text in (req.premise, req.style or ""):
+        for text in (req.premise, req.style or "", req.hero_name or ""):
             if not safety.check(text, age=req.age).ok:
                 raise Unsuitable(safety.kind_refusal(req.language))
         await self._require_broker()
@@ -163,16 +177,40 @@ class StoryService:
                 f"You have started {self.settings.create_per_minute} stories in the last minute. "
                 "Please wait a minute before starting another."
             )
-        story_id, token, changes = await self.store.create_story(
-            premise=req.premise,
-            age=req.age,
-            language=req.language,
-            style=req.style or self.settings.default_style,
-            total_pages=self.settings.story_pages,
-        )
+        story_id = uuid.uuid4().hex
+        hero_path = await self._keep_hero(story_id, req.hero_picture) if req.hero_picture else None
+        try:
+            story_id, token, changes = await self.store.create_story(
+                premise=req.premise,
+                age=req.age,
+                language=req.language,
+                style=req.style or self.settings.default_style,
+                total_pages=self.settings.story_pages,
+                story_id=story_id,
+                hero_name=req.hero_name,
+                hero_path=hero_path,
+            )
+        except BaseException:
+            if hero_path:  # no story, so no picture of its hero either
+                await asyncio.to_thread(hero.remove, self.media, story_id)
+            raise
         await self._publish(changes)
         log.info("story started", extra={"story_id": story_id})
         return story_id, token
+
+    async def _keep_hero(self, story_id: str, data_url: str) -> str:
+        """The hero picture decoded, re-encoded within the caps and kept with the story."""
+        settings = self.settings
+
+        def keep() -> str:
+            raw = hero.decode_data_url(data_url, max_bytes=settings.hero_max_bytes)
+            jpeg = hero.normalise(raw, max_bytes=settings.hero_max_bytes, max_pixels=settings.hero_max_pixels)
+            return hero.save(self.media, story_id, jpeg)
+
+        try:
+            return await asyncio.to_thread(keep)
+        except hero.BadHero as exc:
+            raise Invalid(str(exc)) from None
 
     async def choose(self, story_id: str, req: Choice) -> None:
         await self._require_broker()

@@ -106,6 +106,8 @@ class Illustrator:
             await asyncio.to_thread(media.clear_sheet_failed, self.media, task.story_id, task.sheet)
         sheet_wait = task.use_sheet and not resume
         reference, note = await self._sheet_for(task, delivery) if sheet_wait else (None, None)
+        if task.kind == "sheet":  # the child's own hero, when the parent gave one
+            reference = media.hero_reference(task.story_id, task.hero)
         tally = Tally()
         path, used, why = await self._attempt(task, delivery, reference, tally, ledger, resume)
         tally.pictures = 1

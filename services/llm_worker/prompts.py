@@ -45,6 +45,8 @@ Reply with ONE JSON object and nothing else, with exactly these keys in this ord
   the same. 1-3 characters.
 - "style" is the art style for every illustration, built from the requested style.
 - "arc" has exactly total_pages short lines: beginning, adventure, gentle ending.
+- When "hero_name" is given, the main character is called exactly that (the child
+  named their own hero); keep the name as written.
 - Write title, names and arc in the story language ("zh": Simplified Chinese,
   "en": English); write "look" and "style" in English (the illustrator reads English
   best).
@@ -53,7 +55,7 @@ Nothing scary, violent or sad beyond what a picture book for the reader's age ho
 
 PAGE_SYSTEM = """You write one page of an illustrated interactive picture book for a child.
 Reply with ONE JSON object and nothing else, with exactly these keys IN THIS ORDER:
-{"illustration": string, "text": string, "choices": [string]}
+{"illustration": string, "text": string, "choices": [string], "alt": string}
 - "illustration" FIRST: one English sentence describing this page's picture (who is
   where, doing what, mood). Use the characters' names; their looks are added for you.
 - "text": the page itself, in the story language ("zh": Simplified Chinese,
@@ -61,6 +63,8 @@ Reply with ONE JSON object and nothing else, with exactly these keys IN THIS ORD
 - "choices": 2 or 3 short things the reader could choose to happen next, in the
   story language; an EMPTY list when is_last is true, and then the text brings the
   story to a happy, complete ending.
+- "alt" LAST: one short sentence in the story language saying what this page's picture
+  shows, for a child who cannot see it (it becomes the picture's alt text).
 Stay consistent with the story so far and the outline. {age_guide}
 {guard}"""
 
@@ -75,6 +79,8 @@ def outline_messages(task: OutlineTask) -> list[dict[str, str]]:
         "style": brief.style,
         "total_pages": brief.total_pages,
     }
+    if brief.hero_name:
+        context["hero_name"] = brief.hero_name
     return [
         {"role": "system", "content": OUTLINE_SYSTEM.replace("{guard}", GUARD)},
         {"role": "user", "content": _with_context("Plan this picture book.", context)},

@@ -245,6 +245,7 @@ class Writer:
                 ratio="16:9",
                 sheet=key,
                 request=uuid.uuid4().hex,
+                hero=task.brief.hero_picture,
             )
         )
         log.info("character sheet requested", extra={"story_id": task.story_id})
@@ -295,6 +296,7 @@ class Writer:
                 image_prompt=prompts.image_prompt(task, prompts.scene(task, draft.illustration)),
                 attempt=task.attempt,
                 note=note,
+                alt=draft.alt or None,
             ),
             task.story_id,
         )

@@ -72,7 +72,13 @@ class PageReader:
         if not isinstance(raw_choices, list):
             raise ValueError("choices is not a list")
         choices = [str(c).strip() for c in raw_choices if str(c).strip()]
-        return PageDraft(illustration=illustration.strip(), text=text.strip(), choices=choices)
+        alt = data.get("alt")
+        return PageDraft(
+            illustration=illustration.strip(),
+            text=text.strip(),
+            choices=choices,
+            alt=alt.strip()[:300] if isinstance(alt, str) else "",
+        )
 
 
 def _parse(raw: bytes, mode: str) -> object:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -79,6 +81,36 @@ RECORDER = """
   };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
   else start();
+})();
+"""
+
+
+# A speech engine that speaks nothing, in order, ~0.3 s an utterance: what the page sees of
+# a real one (onstart, onend). Headless Chromium has no voices to speak with.
+FAKE_SPEECH = """
+(() => {
+  const queue = [];
+  let speaking = null;
+  window.__spoken = [];
+  const next = () => {
+    speaking = queue.shift() || null;
+    if (!speaking) return;
+    const u = speaking;
+    window.__spoken.push(u.text);
+    setTimeout(() => { if (speaking === u) { u.onstart && u.onstart(); } }, 10);
+    setTimeout(() => { if (speaking === u) { u.onend && u.onend(); next(); } }, 300);
+  };
+  const synth = {
+    speak(u) { queue.push(u); if (!speaking) next(); },
+    cancel() { queue.length = 0; speaking = null; },
+    getVoices() { return []; },
+    addEventListener() {},
+  };
+  // Read-only attributes of Window: replaced, not assigned.
+  Object.defineProperty(window, 'speechSynthesis', { value: synth, configurable: true });
+  Object.defineProperty(window, 'SpeechSynthesisUtterance', {
+    value: function (text) { this.text = text; }, configurable: true,
+  });
 })();
 """
 
@@ -307,3 +339,64 @@ def streamed_texts(log: list[dict[str, Any]], n: int) -> list[str]:
         if e["text"] and (not seen or seen[-1] != e["text"]):
             seen.append(e["text"])
     return seen
+
+
+# ---------------------------------------------------------------------------- accessibility
+
+AXE_JS = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+AXE_REPORTS = ARTIFACTS / "axe"
+# WCAG 2.2 AA: every rule axe tags for levels A and AA up to 2.2.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+BLOCKING = ("serious", "critical")
+
+
+def axe_check(page: Page, screen: str) -> list[dict[str, Any]]:
+    """Run axe-core on what the page shows now; fail on serious or critical violations.
+
+    Every finding is written to test-artifacts/axe/<screen>.json. Set AXE_REPORT_ONLY=1
+    to record without failing (to measure a page before it is fixed).
+    """
+    if not AXE_JS.exists():
+        pytest.fail(
+            f"axe-core is not installed ({AXE_JS} is missing): run `npm ci` at the top of the "
+            "repository (the Makefile does before the tests).",
+            pytrace=False,
+        )
+    settle(page)  # colours caught mid-transition are not the page's
+    # evaluate() is not bound by the page's Content-Security-Policy, unlike a <script> tag.
+    if not page.evaluate("() => Boolean(window.axe)"):
+        page.evaluate(AXE_JS.read_text(encoding="utf-8"))
+    result = page.evaluate(
+        """(tags) => axe
+            .run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] })
+            .then((r) => r.violations.map((v) => ({
+              id: v.id, impact: v.impact, help: v.help,
+              nodes: v.nodes.map((n) => ({ target: n.target.join(' '), summary: n.failureSummary })),
+            })))""",
+        AXE_TAGS,
+    )
+    AXE_REPORTS.mkdir(parents=True, exist_ok=True)
+    report = json.dumps(result, ensure_ascii=False, indent=1)
+    (AXE_REPORTS / f"{screen}.json").write_text(report, encoding="utf-8")
+    blocking = [v for v in result if v["impact"] in BLOCKING]
+    if not os.environ.get("AXE_REPORT_ONLY"):
+        found = [
+            f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:4]]}"
+            for v in blocking
+        ]
+        assert not found, f"axe on {screen}: " + "; ".join(found)
+    return list(result)
+
+
+def target_sizes(page: Page, selector: str = "button, a.btn, .nav-btn, input[type=radio] + *") -> list[str]:
+    """Visible controls smaller than 44x44 CSS px (WCAG 2.5.5's size, beyond AA's 24)."""
+    small: list[str] = page.evaluate(
+        """(sel) => [...document.querySelectorAll(sel)]
+          .filter((el) => el.offsetParent && !el.closest('[hidden]'))
+          .map((el) => [el, el.getBoundingClientRect()])
+          .filter(([, r]) => r.width > 0 && (r.width < 43.5 || r.height < 43.5))
+          .map(([el, r]) => `${el.dataset.testid || el.id || el.className} `
+                            + `${Math.round(r.width)}x${Math.round(r.height)}`)""",
+        selector,
+    )
+    return small

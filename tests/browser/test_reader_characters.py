@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from services.devstack.procs import Stack
-from tests.browser.reading import new_reader, screenshot, settle
+from tests.browser.reading import axe_check, new_reader, screenshot, settle
 
 pytestmark = pytest.mark.browser
 
@@ -38,6 +38,7 @@ def test_the_characters_can_be_drawn_again(browser: Browser, browser_stack: Stac
         assert picture and below and below["y"] >= picture["y"] + picture["height"] - 1, (picture, below)
         settle(page)
         screenshot(page, f"{'phone' if phone else 'wide'}-characters-failed")
+        axe_check(page, f"{'phone' if phone else 'wide'}-characters-failed")
 
         button = page.get_by_test_id("sheet-again-button")
         box = button.bounding_box()

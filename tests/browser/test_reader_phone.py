@@ -22,10 +22,12 @@ from services.devstack.procs import Stack
 from tests.browser.reading import (
     CHOICES,
     DRAWING_WHILE_WRITING,
+    FAKE_SPEECH,
     SECRETS,
     STORY_PAGES,
     Traffic,
     api_story,
+    axe_check,
     book_on,
     inject_image_fault,
     new_reader,
@@ -34,6 +36,7 @@ from tests.browser.reading import (
     settle,
     story_id_of,
     streamed_texts,
+    target_sizes,
     token_of,
     wait_choices,
     wait_picture,
@@ -109,6 +112,7 @@ def test_01_new_story_form(journey: Journey, browser_stack: Stack) -> None:
 
     settle(page)
     screenshot(page, "phone-01-new-story", full_page=True)
+    axe_check(page, "phone-01-new-story")
 
     page.get_by_test_id("start-button").click()
     expect(page).to_have_url(re.compile(r"#/story/[^/]+$"))
@@ -122,6 +126,7 @@ def test_01_new_story_form(journey: Journey, browser_stack: Stack) -> None:
     expect(planning).to_contain_text(premise)
     settle(page)
     screenshot(page, "phone-01b-planning")
+    axe_check(page, "phone-01b-planning")
 
     expect(page.get_by_test_id("story-byline")).to_have_text("给 5 岁的小朋友 · 蜡笔")
     story = journey.story(browser_stack)
@@ -140,6 +145,7 @@ def test_02_text_streams_while_the_picture_is_drawn(journey: Journey, browser_st
     page.wait_for_function(DRAWING_WHILE_WRITING, arg=0)
     now = page.evaluate(MOMENT)
     screenshot(page, "phone-02-writing")
+    axe_check(page, "phone-02-writing")
     assert re.fullmatch(r"已经画了 0:0\d", now["elapsed"]), now
     assert now["busy"] == "true" and now["choices"] == 0 and now["writingNote"], now
 
@@ -201,6 +207,7 @@ def test_03_the_picture_appears(journey: Journey, browser_stack: Stack) -> None:
 
     settle(page)
     screenshot(page, "phone-03-picture", full_page=True)
+    axe_check(page, "phone-03-picture")
     journey.done.add("picture")
 
 
@@ -246,6 +253,7 @@ def test_04_choose_then_own_idea(journey: Journey, browser_stack: Stack) -> None
     hint.evaluate("(el) => el.scrollIntoView({block: 'center'})")
     settle(page)
     screenshot(page, "phone-09-kind-refusal")
+    axe_check(page, "phone-09-kind-refusal")
     # Tapping the suggestion puts it in the box (and the hint has done its job).
     chip.click()
     expect(page.get_by_test_id("action-input")).to_have_value(idea_match.group(1))
@@ -339,6 +347,7 @@ def test_06_failed_picture_and_redraw(journey: Journey, browser_stack: Stack) ->
     page.evaluate("window.scrollTo(0, 0)")
     settle(page)
     screenshot(page, "phone-04-failed-picture")
+    axe_check(page, "phone-04-failed-picture")
 
     redraw.click()
     src = wait_picture(page, 3)
@@ -372,6 +381,10 @@ def test_07_the_end_share_download_and_the_whole_story(
     expect(end.get_by_test_id("download-button")).to_be_visible()
     settle(page)
     screenshot(page, "phone-05-ending", full_page=True)
+    axe_check(page, "phone-05-ending")
+    assert target_sizes(page, "main button:not([disabled]), main a.btn") == [], (
+        "phone-05-ending: a target under 44 px"
+    )
 
     # Share with the family: a read-only link, shown in full, to copy.
     journey.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=browser_stack.gateway_url)
@@ -388,9 +401,11 @@ def test_07_the_end_share_download_and_the_whole_story(
     panel.evaluate("(el) => el.scrollIntoView({block: 'center'})")
     settle(page)
     screenshot(page, "phone-08-share")
+    axe_check(page, "phone-08-share")
 
     # The link opens on another device: the finished story, nothing to choose, no token.
     other = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    other.add_init_script(FAKE_SPEECH)
     try:
         shared = other.new_page()
         response = shared.goto(url)
@@ -401,7 +416,23 @@ def test_07_the_end_share_download_and_the_whole_story(
             for line in p["text"].split("\n"):
                 if line.strip():
                     expect(body).to_contain_text(line.strip())
-        expect(shared.locator("button, input, textarea, form")).to_have_count(0)
+        # Nothing to choose or type; read-aloud, and a way to make one's own story.
+        expect(shared.locator("input, textarea, form")).to_have_count(0)
+        expect(shared.locator("button")).to_have_count(1)
+        expect(shared.locator("#make-own")).to_have_attribute("href", "/")
+        axe_check(shared, "phone-shared-page")
+        # Read-aloud on the shared page marks the sentence being read.
+        shared.locator("#read-aloud").click()
+        expect(shared.locator(".page .text .sentence.reading")).to_have_count(1)
+        expect(shared.locator("#read-aloud")).to_have_attribute("aria-pressed", "true")
+        shared.locator("#read-aloud").click()
+        expect(shared.locator(".reading")).to_have_count(0)
+        exported = httpx.get(url.replace("/read/", "/api/shared/") + "/export/html", timeout=30)
+        assert exported.status_code == 200
+        shared.set_content(exported.text)
+        expect(shared.locator("h1")).to_have_text(story["title"])
+        axe_check(shared, "phone-export-html")
+        shared.goto(url)
         for p in story["pages"]:
             for choice in p["choices"]:
                 assert choice not in shared.content(), f"a choice is on the shared page: {choice}"
@@ -451,6 +482,10 @@ def test_07_the_end_share_download_and_the_whole_story(
     expect(keep.get_by_test_id("download-button")).to_be_visible()
     settle(page)
     screenshot(page, "phone-06-whole-story", full_page=True)
+    axe_check(page, "phone-06-whole-story")
+    assert target_sizes(page, "main button:not([disabled]), main a.btn") == [], (
+        "phone-06-whole-story: a target under 44 px"
+    )
     journey.done.add("end")
 
 
@@ -488,6 +523,10 @@ def test_08_library_keeps_and_reopens_the_story(journey: Journey, browser_stack:
     expect(item.locator(".lib-cover img")).to_have_attribute("src", re.compile(r"^/media/"))
     settle(page)
     screenshot(page, "phone-07-library")
+    axe_check(page, "phone-07-library")
+    assert target_sizes(page, "main button:not([disabled]), main a.btn") == [], (
+        "phone-07-library: a target under 44 px"
+    )
 
     item.get_by_test_id("library-open").click()
     expect(page).to_have_url(re.compile(rf"#/story/{re.escape(journey.story_id)}$"))

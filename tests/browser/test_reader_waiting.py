@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from services.devstack.procs import Stack
-from tests.browser.reading import new_reader, screenshot, settle
+from tests.browser.reading import axe_check, new_reader, screenshot, settle
 
 pytestmark = pytest.mark.browser
 
@@ -36,6 +36,7 @@ def test_the_reader_sees_the_storyteller_is_busy_then_the_story(
         expect(waiting.locator(".waiting-note-text")).to_have_text(BUSY)
         settle(page)
         screenshot(page, "wide-waiting-storyteller-busy")
+        axe_check(page, "wide-waiting-storyteller-busy")
 
         # A reader who reloads while it waits is told too (from the story's state).
         page.reload()

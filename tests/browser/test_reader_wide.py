@@ -22,6 +22,7 @@ from tests.browser.reading import (
     STORY_PAGES,
     Traffic,
     api_story,
+    axe_check,
     book_on,
     new_reader,
     reader_log,
@@ -125,6 +126,7 @@ def test_wide_01_new_story_in_english(visit: Visit, browser_stack: Stack) -> Non
     expect(page.locator("#page-problem [data-testid=error-message]")).to_have_count(0)
     settle(page)
     screenshot(page, "wide-01b-refused-premise")
+    axe_check(page, "wide-01b-refused-premise")
     refusal.get_by_test_id("refusal-new-story").click()
     expect(page.locator("body")).to_have_attribute("data-state", "home")
     expect(page.get_by_test_id("premise-input")).to_have_value("")
@@ -141,6 +143,7 @@ def test_wide_01_new_story_in_english(visit: Visit, browser_stack: Stack) -> Non
     assert len(tops) == 1, f"style cards are on {len(tops)} rows"
     settle(page)
     screenshot(page, "wide-01-new-story", full_page=True)
+    axe_check(page, "wide-01-new-story")
 
     page.get_by_test_id("start-button").click()
     expect(page).to_have_url(re.compile(r"#/story/[^/]+$"))
@@ -163,6 +166,7 @@ def test_wide_02_writing_then_picture_beside_the_words(visit: Visit, browser_sta
     page.wait_for_function(DRAWING_WHILE_WRITING, arg=0)
     elapsed = page.locator("#picture [data-testid=image-elapsed]").inner_text()
     screenshot(page, "wide-02-writing")
+    axe_check(page, "wide-02-writing")
     assert re.fullmatch(r"drawing for 0:0\d", elapsed), elapsed
 
     wait_choices(page, 0, indicator(0))
@@ -183,6 +187,7 @@ def test_wide_02_writing_then_picture_beside_the_words(visit: Visit, browser_sta
     expect(page.get_by_test_id("page-picture")).to_be_in_viewport()
     settle(page)
     screenshot(page, "wide-03-picture")
+    axe_check(page, "wide-03-picture")
     visit.done.add("picture")
 
 
@@ -221,6 +226,7 @@ def test_wide_03_to_the_end_whole_story_and_library(visit: Visit, browser_stack:
     expect(page.get_by_test_id("page-picture")).to_be_in_viewport()
     settle(page)
     screenshot(page, "wide-04-ending")
+    axe_check(page, "wide-04-ending")
 
     page.get_by_test_id("whole-story-button").click()
     items = page.get_by_test_id("whole-story-page")
@@ -234,6 +240,7 @@ def test_wide_03_to_the_end_whole_story_and_library(visit: Visit, browser_stack:
     expect(page.get_by_test_id("whole-character-sheet")).to_contain_text("Meet the characters")
     settle(page)
     screenshot(page, "wide-05-whole-story", full_page=True)
+    axe_check(page, "wide-05-whole-story")
 
     # Download the book as an EPUB from the whole story.
     keep = page.locator("#whole-keep")
@@ -254,6 +261,7 @@ def test_wide_03_to_the_end_whole_story_and_library(visit: Visit, browser_stack:
     expect(item).to_contain_text(f"{STORY_PAGES} / {STORY_PAGES} pages")
     settle(page)
     screenshot(page, "wide-06-library")
+    axe_check(page, "wide-06-library")
     item.get_by_test_id("library-open").click()
     book_on(page, 0, indicator(0))
     wait_picture(page, 0)

@@ -325,3 +325,47 @@ async def test_usage_counts_calls_per_upstream(store: Store) -> None:
         "jimeng": {"calls": 1, "pictures": 0},
     }
     assert usage["totals"]["image_calls"] == 4 and usage["days"][0]["upstreams"]["ark"]["calls"] == 3
+
+
+async def test_the_hero_travels_with_the_story_and_its_pictures_are_described(store: Store) -> None:
+    sid, token, changes = await store.create_story(
+        premise="a fox",
+        age=6,
+        language="en",
+        style="crayon",
+        total_pages=3,
+        story_id="hero-story",
+        hero_name="Pip",
+        hero_path="hero-story/hero.jpg",
+    )
+    assert sid == "hero-story"
+    [outline_task] = [o.body for o in changes.outbox]
+    assert outline_task["brief"]["hero_name"] == "Pip"
+    assert outline_task["brief"]["hero_picture"] == "hero-story/hero.jpg"
+    await store.apply(c.OutlineReady(story_id=sid, outline=OUTLINE))
+    # The sheet drawn again is drawn from the child's picture too.
+    key = c.sheet_key(OUTLINE.characters, OUTLINE.style)
+    error = c.ErrorInfo(code="image_content_policy", message="x")
+    await store.apply(c.ImageFailed(story_id=sid, page=c.SHEET_PAGE, error=error, sheet=key))
+    [task] = [o.body for o in (await store.redraw_sheet(sid)).outbox if o.body.get("kind") == "sheet"]
+    assert task["hero"] == "hero-story/hero.jpg"
+
+    # The library says the story waits for the reader once a page offers its choices.
+    [summary] = await store.summaries([(sid, token)])
+    assert summary.awaiting_choice is False, "the first page is still being written"
+    done = c.PageTextDone(
+        story_id=sid,
+        page=0,
+        text="Pip woke up.",
+        choices=["a", "b"],
+        image_prompt="p",
+        alt="Pip yawns in bed.",
+    )
+    [event] = [e for e in (await store.apply(done)).events if e.type == "page.text.done"]
+    assert event.data["alt"] == "Pip yawns in bed."
+    assert (await store.read_story(sid)).pages[0].alt == "Pip yawns in bed."
+    [summary] = await store.summaries([(sid, token)])
+    assert summary.awaiting_choice is True
+    await store.choose(sid, page=0, choice=0, action=None)
+    [summary] = await store.summaries([(sid, token)])
+    assert summary.awaiting_choice is False, "chosen: the writer's turn"

@@ -388,3 +388,32 @@ def test_unfinished_pages_are_left_out(zh: tuple[dict[str, Any], MediaStore]) ->
 def test_filename(title: str | None, ext: str, expected: str) -> None:
     story = {"story_id": "1a2b3c4d-5e6f-4a0b-8c9d-0e1f2a3b4c5d", "title": title}
     assert export.filename(as_view(story), ext) == expected
+
+
+# ------------------------------------------------------------------------------ alt text, share page
+
+
+def test_pictures_are_described_in_the_storys_language(zh: tuple[dict[str, Any], Path]) -> None:
+    story, media = zh
+    story["pages"][0]["alt"] = "图里：小兔子图图坐在窗前，看着又大又圆的月亮。"
+    html = export.to_html(as_view(story), media).decode()
+    assert 'alt="图里：小兔子图图坐在窗前，看着又大又圆的月亮。"' in html
+    assert 'alt="第 2 页"' in html, "a page without a description keeps its number"
+    book = zipfile.ZipFile(io.BytesIO(export.to_epub(as_view(story), media)))
+    chapter = next(n for n in book.namelist() if n.endswith("page-01.xhtml"))
+    assert "图里：小兔子图图坐在窗前" in book.read(chapter).decode()
+
+
+def test_the_shared_page_reads_aloud_and_invites_a_story_of_ones_own(zh: tuple[dict[str, Any], Path]) -> None:
+    story, media = zh
+    shared = export.to_html(as_view(story), media, shared=True).decode()
+    page = _Page()
+    page.feed(shared)
+    assert '<script type="module" src="/static/share-page.js"></script>' in shared
+    assert "script-src 'self'" in shared, "the page's own policy lets our one script run, nothing else"
+    assert 'id="read-aloud"' in shared and "读给我听" in shared
+    assert '<a href="/" id="make-own">编一个自己的故事</a>' in shared
+    assert "script" in page.tags and "/static/share-page.js" in page.links
+    # The file a reader downloads stays without any script.
+    downloaded = export.to_html(as_view(story), media).decode()
+    assert "<script" not in downloaded and "read-aloud" not in downloaded

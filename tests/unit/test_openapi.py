@@ -60,6 +60,10 @@ def test_the_story_view_is_the_public_story(document: dict[str, Any]) -> None:
         "created_at", "last_seq", "usage", "character_sheet", "pages",
     ]  # fmt: skip
     page = schemas["PageView"]["properties"]
-    assert list(page) == ["index", "status", "text", "choices", "chosen", "error", "waiting", "image"]
-    assert set(schemas["NewStory"]["properties"]) == {"premise", "age", "language", "style"}
+    assert list(page) == ["index", "status", "text", "choices", "chosen", "error", "waiting", "image", "alt"]
+    # The child's own hero: optional fields only, so older clients keep working.
+    assert set(schemas["NewStory"]["properties"]) == {
+        "premise", "age", "language", "style", "hero_name", "hero_picture",
+    }  # fmt: skip
+    assert set(schemas["NewStory"]["required"]) == {"premise"}
     assert set(schemas["Choice"]["properties"]) == {"page", "choice", "action"}

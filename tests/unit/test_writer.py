@@ -42,6 +42,15 @@ def test_illustration_arrives_before_the_text_and_text_streams(size: int) -> Non
     assert draft.text == PAGE["text"] and draft.choices == PAGE["choices"]
 
 
+def test_the_pictures_description_comes_last_and_is_optional() -> None:
+    reader = PageReader()
+    reader.feed(json.dumps({**PAGE, "alt": "  图图站在火箭旁边，抬头看月亮。 "}))
+    assert reader.finish().alt == "图图站在火箭旁边，抬头看月亮。"
+    older = PageReader()
+    older.feed(json.dumps(PAGE))
+    assert older.finish().alt == ""
+
+
 def test_markdown_fence_around_the_object_is_tolerated() -> None:
     reader = PageReader()
     reader.feed("```json\n" + json.dumps(PAGE) + "\n```")

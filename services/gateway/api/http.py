@@ -7,6 +7,7 @@ Every body is a typed model and every answer a typed view, so the OpenAPI docume
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from services.common.metrics import READY
 from services.gateway import export
 from services.gateway.api.deps import JsonBodyRoute, PageNumber, ServiceDep, StoreDep, StoryDep
 from services.gateway.api.errors import ERROR_RESPONSES, ApiError
+from services.gateway.guards import SHARE_CSP
 from services.gateway.hub import Hub
 from services.gateway.store.views import (
     Accepted,
@@ -125,11 +127,16 @@ async def _export(
     if fmt not in EXPORTS:
         raise ApiError(404, "not_found", "Export as html, pdf or epub.")
     media_type, render = EXPORTS[fmt]
+    if inline:  # the page a share link opens: it may read itself aloud
+        render = functools.partial(export.to_html, shared=True)
     body = await asyncio.to_thread(render, story, request.app.state.media)
     # A Chinese title as the file name (RFC 6266/5987), with an ASCII name for old clients.
     name = quote(export.filename(story, fmt))
     disposition = "inline" if inline else f"attachment; filename=\"story.{fmt}\"; filename*=UTF-8''{name}"
-    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
+    headers = {"Content-Disposition": disposition}
+    if inline:
+        headers["Content-Security-Policy"] = SHARE_CSP
+    return Response(body, media_type=media_type, headers=headers)
 
 
 @router.get("/api/stories/{story_id}/export/{fmt}", response_class=Response, responses=BOOK)

@@ -79,7 +79,7 @@ def to_epub(view: book.Book, store: MediaStore) -> bytes:
                     content=page.picture.data,
                 )
             )
-            body += f'<figure><img src="{name}" alt="{book.escape(label)}"/></figure>'
+            body += f'<figure><img src="{name}" alt="{book.escape(page.alt or label)}"/></figure>'
         body += "".join(f"<p>{book.escape(p).replace(chr(10), '<br/>')}</p>" for p in page.paragraphs)
         if page.chosen:
             body += f'<p class="chosen">→ {book.escape(book.word(story, "chose", x=page.chosen))}</p>'

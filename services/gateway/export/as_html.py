@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from services.common.mediastore import MediaStore
 from services.gateway.export import book
@@ -37,7 +38,16 @@ img { display: block; max-width: 100%; height: auto; margin: 0 auto; border-radi
 .chosen { font-size: 1.15rem; color: #8a6d55; font-style: italic; margin: .5rem 0 0; }
 :lang(zh) .chosen { font-style: normal; }
 .end { text-align: center; font-size: 1.8rem; color: #c2571a; margin: 1.5rem 0 0; }
-.num { text-align: center; font-size: .95rem; color: #a08c7a; margin-top: 1rem; }
+.num { text-align: center; font-size: .95rem; color: #76604d; margin-top: 1rem; }
+.tools { display: flex; flex-wrap: wrap; gap: .75rem; justify-content: center; margin: 0 0 1.5rem; }
+.tools a, .tools button { display: inline-flex; align-items: center; min-height: 48px; padding: .6rem 1.3rem;
+  border-radius: 999px; font: inherit; font-size: 1.1rem; font-weight: 700; text-decoration: none;
+  border: 2px solid #a8461a; cursor: pointer; }
+.tools a { background: #a8461a; color: #fff; }
+.tools button { background: #fffdf8; color: #a8461a; }
+.tools button[hidden] { display: none; }
+.reading { background: #ffe9a8; border-radius: .3em; box-shadow: 0 0 0 .15em #ffe9a8; }
+@media (prefers-reduced-motion: no-preference) { .reading { transition: background-color .2s; } }
 @media print {
   html, section { background: none; }
   main { max-width: none; padding: 0; }
@@ -56,10 +66,27 @@ def _text_html(paragraphs: Iterable[str]) -> str:
     return "".join(f"<p>{book.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
 
 
-def to_html(view: book.Book, store: MediaStore) -> bytes:
-    """One self-contained HTML page: pictures as data URIs, inline CSS, no script."""
+def _share_tools(story: dict[str, Any]) -> str:
+    """A shared story's page also reads itself aloud and invites the reader to make one."""
+    read, stop = book.escape(book.word(story, "read")), book.escape(book.word(story, "stop"))
+    return (
+        '<nav class="tools" aria-label="' + book.escape(book.word(story, "story")) + '">'
+        f'<button type="button" id="read-aloud" data-read="{read}" data-stop="{stop}" '
+        f'aria-pressed="false" hidden>{read}</button>'
+        f'<a href="/" id="make-own">{book.escape(book.word(story, "own"))}</a>'
+        "</nav>"
+    )
+
+
+def to_html(view: book.Book, store: MediaStore, *, shared: bool = False) -> bytes:
+    """One self-contained HTML page: pictures as data URIs, inline CSS.
+
+    The file a reader downloads has no script at all. The page a share link opens
+    (`shared`) adds read-aloud (one script from our own origin) and a way to start a story.
+    """
     story = book.plain(view)
     lang, title = book.language_tag(story), book.title_of(story)
+    script = " script-src 'self';" if shared else ""
     parts = [
         "<!DOCTYPE html>",
         f'<html lang="{book.escape(lang)}">',
@@ -67,13 +94,15 @@ def to_html(view: book.Book, store: MediaStore) -> bytes:
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         # Nothing may be fetched from anywhere: no external script, font, image, frame.
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\';' + script + " "
         "img-src data:; style-src 'unsafe-inline'\">",
         f"<title>{book.escape(title)}</title>",
         f"<style>{_CSS}</style>",
+        '<script type="module" src="/static/share-page.js"></script>' if shared else "",
         "</head>",
         "<body>",
         "<main>",
+        _share_tools(story) if shared else "",
         '<section class="cover">',
         f"<h1>{book.escape(title)}</h1>",
     ]
@@ -86,7 +115,8 @@ def to_html(view: book.Book, store: MediaStore) -> bytes:
         label = book.word(story, "page", n=page.number)
         parts.append(f'<section class="page" id="page-{page.number}" aria-label="{book.escape(label)}">')
         if page.picture is not None:
-            parts.append(f'<figure><img src="{page.picture.data_uri()}" alt="{book.escape(label)}"></figure>')
+            alt = book.escape(page.alt or label)
+            parts.append(f'<figure><img src="{page.picture.data_uri()}" alt="{alt}"></figure>')
         parts.append(f'<div class="text">{_text_html(page.paragraphs)}</div>')
         if page.chosen:
             parts.append(f'<p class="chosen">→ {book.escape(book.word(story, "chose", x=page.chosen))}</p>')

@@ -49,8 +49,24 @@ def is_zh(story: dict[str, Any]) -> bool:
 
 
 _WORDS = {
-    "zh": {"page": "第 {n} 页", "chose": "选择：{x}", "end": "完", "story": "故事"},
-    "en": {"page": "Page {n}", "chose": "Chosen: {x}", "end": "The End", "story": "Story"},
+    "zh": {
+        "page": "第 {n} 页",
+        "chose": "选择：{x}",
+        "end": "完",
+        "story": "故事",
+        "read": "读给我听",
+        "stop": "停下",
+        "own": "编一个自己的故事",
+    },
+    "en": {
+        "page": "Page {n}",
+        "chose": "Chosen: {x}",
+        "end": "The End",
+        "story": "Story",
+        "read": "Read aloud",
+        "stop": "Stop reading",
+        "own": "Make your own story",
+    },
 }
 
 
@@ -87,6 +103,7 @@ class BookPage:
     paragraphs: list[str]
     chosen: str | None
     picture: Picture | None
+    alt: str  # what the picture shows, in the story's language ("" when the writer gave none)
 
 
 def _picture(image: Any, store: MediaStore, *, web: bool) -> Picture | None:
@@ -161,6 +178,7 @@ def book_pages(story: dict[str, Any], store: MediaStore, *, web: bool) -> list[B
             paragraphs=_paragraphs(str(p.get("text") or "")),
             chosen=_chosen(p),
             picture=_picture(p.get("image"), store, web=web),
+            alt=str(p.get("alt") or "").strip(),
         )
         for p in pages
     ]

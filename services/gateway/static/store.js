@@ -21,10 +21,18 @@ function write(key, value) {
   }
 }
 
-export function loadUiLang() {
+/** The parent's choice once made; on a first visit, the browser's own languages. */
+export function loadUiLang(languages = globalThis.navigator ? navigator.languages || [navigator.language] : []) {
   const saved = read(LANG_KEY, null);
   if (saved === 'zh' || saved === 'en') return saved;
-  return 'zh';
+  return browserLang(languages);
+}
+
+/** Chinese for a browser that prefers zh-*, English otherwise (the first language decides). */
+export function browserLang(languages) {
+  const first = [...(languages || [])].find((l) => typeof l === 'string' && l.trim());
+  if (!first) return 'zh';
+  return first.trim().toLowerCase().startsWith('zh') ? 'zh' : 'en';
 }
 
 export function saveUiLang(lang) {
@@ -101,6 +109,7 @@ export function mergeServerLibrary(summaries) {
       language: s.language === 'en' || s.language === 'zh' ? s.language : undefined,
       pages: Number.isFinite(s.pages) ? s.pages : undefined,
       cover: s.cover_url || undefined,
+      awaitingChoice: typeof s.awaiting_choice === 'boolean' ? s.awaiting_choice : undefined,
       created_at: s.created_at || undefined,
     };
     for (const [k, v] of Object.entries(patch)) {

@@ -56,6 +56,8 @@ function normPage(p, i) {
     image: normImage(p.image),
     // A kind sentence when the reader's typed idea was set aside (only in page.text.done).
     note: p.note || null,
+    // What the picture shows, in the story's language (written with the page).
+    alt: typeof p.alt === 'string' && p.alt.trim() ? p.alt.trim() : null,
     attempt: 0, // text attempt seen in deltas (0: not known yet)
     local: null, // what this device is doing to the page: 'choosing' | 'retrying'
     imageLocal: null, // 'redrawing' | 'load-failed'
@@ -131,186 +133,162 @@ export function applyEvent(story, ev) {
     story.lastSeq = ev.seq;
   }
   const idx = typeof ev.page === 'number' ? ev.page : null;
-  switch (ev.type) {
-    case 'story.outlined':
-      if (ev.title) story.title = ev.title;
-      return { kind: 'title' };
+  const onPage = PAGE_EVENTS[ev.type];
+  if (onPage) return idx == null ? null : onPage(story, ensurePage(story, idx), ev, idx);
+  const onStory = STORY_EVENTS[ev.type];
+  if (onStory) return onStory(story, ev);
+  return durable ? { kind: 'other' } : null;
+}
 
-    case 'page.started': {
-      if (idx == null) return null;
-      const page = ensurePage(story, idx);
-      if (page.status !== 'done') {
-        if (page.status === 'failed') page.text = '';
-        page.status = 'writing';
-        page.error = null;
-      }
-      page.waiting = null;
-      page.local = null;
-      if (story.status === 'failed') story.status = 'in_progress';
-      return { kind: 'page.started', page: idx };
-    }
+/** The reader's event types this page acts on (story-wide, then page by page). */
+export function eventTypes() {
+  return [...Object.keys(STORY_EVENTS), ...Object.keys(PAGE_EVENTS)];
+}
 
-    case 'page.text.delta': {
-      if (idx == null || typeof ev.delta !== 'string') return null;
-      const page = ensurePage(story, idx);
-      if (page.status === 'done') return null;
-      const attempt = Number(ev.attempt) || 0;
-      if (attempt < page.attempt) return null; // a late word from an abandoned attempt
-      const offset = Math.max(0, Number(ev.offset) || 0);
-      let cleared = false;
-      if (attempt > page.attempt) {
-        // A new attempt starts over: what an older attempt wrote goes away, whatever
-        // this delta's offset. (Attempt 0 is a snapshot's text of unknown attempt: the
-        // socket starts every connection with the text so far at offset 0.)
-        if (page.attempt > 0 || offset === 0) {
-          cleared = page.text !== '';
-          page.text = '';
-        }
-        page.attempt = attempt;
-      }
-      // Missed the start (joined mid-page, or right after a reset): keep what we have
-      // rather than show a sentence with a hole; an offset-0 delta or page.text.done
-      // fills it in.
-      if (offset > page.text.length) return cleared ? { kind: 'reset', page: idx } : null;
-      page.text = page.text.slice(0, offset) + ev.delta;
-      page.waiting = null; // words arrive: the storyteller answers again
-      if (page.status === 'failed') {
-        page.status = 'writing';
-        page.error = null;
-      }
-      return { kind: 'delta', page: idx };
-    }
+const STORY_EVENTS = {
+  'story.outlined': (story, ev) => {
+    if (ev.title) story.title = ev.title;
+    return { kind: 'title' };
+  },
+  'story.sheet.done': (story, ev) => {
+    story.sheet = { status: 'ready', url: ev.url || null, error: null };
+    return { kind: 'sheet' };
+  },
+  'story.sheet.started': (story) => {
+    story.sheet = { status: 'pending', url: null, error: null };
+    return { kind: 'sheet' };
+  },
+  'story.sheet.failed': (story, ev) => {
+    story.sheet = { status: 'failed', url: null, error: ev.error || null };
+    return { kind: 'sheet' };
+  },
+  'story.ended': (story) => {
+    story.status = 'ended';
+    return { kind: 'ended' };
+  },
+};
 
-    case 'page.text.reset': {
-      // The page is written again from the start (its writer crashed or retried): the
-      // partial text goes, so two versions are never glued together. Deltas rebuild it
-      // from offset 0.
-      if (idx == null) return null;
-      const page = ensurePage(story, idx);
-      if (page.status === 'done') return null;
-      const attempt = Number(ev.attempt) || 0;
-      if (attempt < page.attempt) return null;
-      page.attempt = attempt;
-      page.text = '';
-      if (page.status === 'failed') {
-        page.status = 'writing';
-        page.error = null;
-      }
-      return { kind: 'reset', page: idx };
-    }
-
-    case 'page.text.done': {
-      if (idx == null) return null;
-      const page = ensurePage(story, idx);
-      page.status = 'done';
-      page.text = typeof ev.text === 'string' ? ev.text : page.text;
-      page.choices = Array.isArray(ev.choices) ? ev.choices : [];
-      page.note = typeof ev.note === 'string' && ev.note.trim() ? ev.note.trim() : null;
-      page.error = null;
-      page.waiting = null;
-      page.local = null;
-      return { kind: 'page.done', page: idx };
-    }
-
-    case 'page.failed': {
-      if (idx == null) return null;
-      const page = ensurePage(story, idx);
-      page.status = 'failed';
-      page.error = ev.error || { code: 'llm_failed', message: '' };
-      page.waiting = null;
-      page.local = null;
-      story.status = 'failed'; // as the server records it; page.started puts it back
-      return { kind: 'page.failed', page: idx };
-    }
-
-    case 'page.waiting': {
-      if (idx == null) return null;
-      const page = ensurePage(story, idx);
-      if (page.status !== 'writing') return null;
-      page.waiting = normWaiting(ev);
-      return { kind: 'waiting', page: idx };
-    }
-
-    case 'page.resumed': {
-      if (idx == null) return null;
-      const page = ensurePage(story, idx);
-      page.waiting = null;
-      return { kind: 'waiting', page: idx };
-    }
-
-    case 'page.image.started': {
-      if (idx == null) return null;
-      const page = ensurePage(story, idx);
-      page.image = {
-        status: 'pending',
-        url: null,
-        error: null,
-        started_at: ev.at || new Date().toISOString(),
-        reference: null,
-        note: null,
-      };
-      page.imageLocal = null;
-      return { kind: 'image', page: idx };
-    }
-
-    case 'page.image.done': {
-      if (idx == null) return null;
-      const page = ensurePage(story, idx);
-      page.image = {
-        status: 'ready',
-        url: ev.url || null,
-        error: null,
-        started_at: page.image ? page.image.started_at : null,
-        reference: ev.reference || null,
-        note: ev.note || null,
-      };
-      page.imageLocal = null;
-      return { kind: 'image.ready', page: idx };
-    }
-
-    case 'page.image.failed': {
-      if (idx == null) return null;
-      const page = ensurePage(story, idx);
-      page.image = {
-        status: 'failed',
-        url: null,
-        error: ev.error || { code: 'image_failed', message: '' },
-        started_at: page.image ? page.image.started_at : null,
-        reference: null,
-        note: null,
-      };
-      page.imageLocal = null;
-      return { kind: 'image', page: idx };
-    }
-
-    case 'page.chosen': {
-      if (idx == null) return null;
-      const page = ensurePage(story, idx);
-      page.chosen = { choice: ev.choice ?? null, action: ev.action ?? null };
-      page.local = null;
-      return { kind: 'chosen', page: idx };
-    }
-
-    case 'story.sheet.done':
-      story.sheet = { status: 'ready', url: ev.url || null, error: null };
-      return { kind: 'sheet' };
-
-    case 'story.sheet.started':
-      story.sheet = { status: 'pending', url: null, error: null };
-      return { kind: 'sheet' };
-
-    case 'story.sheet.failed':
-      story.sheet = { status: 'failed', url: null, error: ev.error || null };
-      return { kind: 'sheet' };
-
-    case 'story.ended':
-      story.status = 'ended';
-      return { kind: 'ended' };
-
-    default:
-      return durable ? { kind: 'other' } : null;
+/** A failed page being written again: its error goes. */
+function writingAgain(page) {
+  if (page.status === 'failed') {
+    page.status = 'writing';
+    page.error = null;
   }
 }
+
+function textDelta(story, page, ev, idx) {
+  if (typeof ev.delta !== 'string' || page.status === 'done') return null;
+  const attempt = Number(ev.attempt) || 0;
+  if (attempt < page.attempt) return null; // a late word from an abandoned attempt
+  const offset = Math.max(0, Number(ev.offset) || 0);
+  let cleared = false;
+  if (attempt > page.attempt) {
+    // A new attempt starts over: what an older attempt wrote goes away, whatever
+    // this delta's offset. (Attempt 0 is a snapshot's text of unknown attempt: the
+    // socket starts every connection with the text so far at offset 0.)
+    if (page.attempt > 0 || offset === 0) {
+      cleared = page.text !== '';
+      page.text = '';
+    }
+    page.attempt = attempt;
+  }
+  // Missed the start (joined mid-page, or right after a reset): keep what we have
+  // rather than show a sentence with a hole; an offset-0 delta or page.text.done
+  // fills it in.
+  if (offset > page.text.length) return cleared ? { kind: 'reset', page: idx } : null;
+  page.text = page.text.slice(0, offset) + ev.delta;
+  page.waiting = null; // words arrive: the storyteller answers again
+  writingAgain(page);
+  return { kind: 'delta', page: idx };
+}
+
+/** A page's picture as an event tells it, keeping when its drawing started. */
+function pictureOf(page, status, fields = {}) {
+  return {
+    status,
+    url: null,
+    error: null,
+    started_at: page.image ? page.image.started_at : null,
+    reference: null,
+    note: null,
+    ...fields,
+  };
+}
+
+const PAGE_EVENTS = {
+  'page.started': (story, page, ev, idx) => {
+    if (page.status !== 'done') {
+      if (page.status === 'failed') page.text = '';
+      page.status = 'writing';
+      page.error = null;
+    }
+    page.waiting = null;
+    page.local = null;
+    if (story.status === 'failed') story.status = 'in_progress';
+    return { kind: 'page.started', page: idx };
+  },
+  'page.text.delta': textDelta,
+  'page.text.reset': (story, page, ev, idx) => {
+    // The page is written again from the start (its writer crashed or retried): the
+    // partial text goes, so two versions are never glued together. Deltas rebuild it
+    // from offset 0.
+    if (page.status === 'done') return null;
+    const attempt = Number(ev.attempt) || 0;
+    if (attempt < page.attempt) return null;
+    page.attempt = attempt;
+    page.text = '';
+    writingAgain(page);
+    return { kind: 'reset', page: idx };
+  },
+  'page.text.done': (story, page, ev, idx) => {
+    page.status = 'done';
+    page.text = typeof ev.text === 'string' ? ev.text : page.text;
+    page.choices = Array.isArray(ev.choices) ? ev.choices : [];
+    page.note = typeof ev.note === 'string' && ev.note.trim() ? ev.note.trim() : null;
+    page.alt = typeof ev.alt === 'string' && ev.alt.trim() ? ev.alt.trim() : page.alt || null;
+    page.error = null;
+    page.waiting = null;
+    page.local = null;
+    return { kind: 'page.done', page: idx };
+  },
+  'page.failed': (story, page, ev, idx) => {
+    page.status = 'failed';
+    page.error = ev.error || { code: 'llm_failed', message: '' };
+    page.waiting = null;
+    page.local = null;
+    story.status = 'failed'; // as the server records it; page.started puts it back
+    return { kind: 'page.failed', page: idx };
+  },
+  'page.waiting': (story, page, ev, idx) => {
+    if (page.status !== 'writing') return null;
+    page.waiting = normWaiting(ev);
+    return { kind: 'waiting', page: idx };
+  },
+  'page.resumed': (story, page, ev, idx) => {
+    page.waiting = null;
+    return { kind: 'waiting', page: idx };
+  },
+  'page.image.started': (story, page, ev, idx) => {
+    page.image = pictureOf(page, 'pending', { started_at: ev.at || new Date().toISOString() });
+    page.imageLocal = null;
+    return { kind: 'image', page: idx };
+  },
+  'page.image.done': (story, page, ev, idx) => {
+    page.image = pictureOf(page, 'ready', { url: ev.url || null, reference: ev.reference || null, note: ev.note || null });
+    page.imageLocal = null;
+    return { kind: 'image.ready', page: idx };
+  },
+  'page.image.failed': (story, page, ev, idx) => {
+    page.image = pictureOf(page, 'failed', { error: ev.error || { code: 'image_failed', message: '' } });
+    page.imageLocal = null;
+    return { kind: 'image', page: idx };
+  },
+  'page.chosen': (story, page, ev, idx) => {
+    page.chosen = { choice: ev.choice ?? null, action: ev.action ?? null };
+    page.local = null;
+    return { kind: 'chosen', page: idx };
+  },
+};
 
 /** Text of what was chosen at the end of a page, or null. */
 export function chosenText(page) {

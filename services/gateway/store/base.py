@@ -146,6 +146,8 @@ class Database:
             language=story.language,
             style=story.style,
             total_pages=story.total_pages,
+            hero_name=story.hero_name,
+            hero_picture=story.hero_path or "",
         )
 
     def _page_task(self, story: Story, pages: Sequence[Page], page: Page) -> c.PageTask:

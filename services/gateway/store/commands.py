@@ -18,9 +18,18 @@ from services.gateway.store.usage import add_daily
 
 class Commands(Database):
     async def create_story(
-        self, *, premise: str, age: int, language: str, style: str, total_pages: int
+        self,
+        *,
+        premise: str,
+        age: int,
+        language: str,
+        style: str,
+        total_pages: int,
+        story_id: str | None = None,
+        hero_name: str | None = None,
+        hero_path: str | None = None,
     ) -> tuple[str, str, Changes]:
-        story_id = uuid.uuid4().hex
+        story_id = story_id or uuid.uuid4().hex
         token = secrets.token_urlsafe(32)
         changes = Changes()
         async with self._tx() as session:
@@ -34,6 +43,8 @@ class Commands(Database):
                 total_pages=total_pages,
                 last_seq=0,
                 status="in_progress",
+                hero_name=hero_name,
+                hero_path=hero_path,
             )
             session.add(story)
             await session.flush()  # the story row first: pages reference it
@@ -181,6 +192,7 @@ class Commands(Database):
                 kind="sheet",
                 sheet=_sheet_key(story),
                 request=uuid.uuid4().hex,
+                hero=story.hero_path or "",
             )
             self._send(session, changes, story_id, self.topo.image_key, task)
         return changes

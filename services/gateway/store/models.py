@@ -37,6 +37,9 @@ class Story(Base):
     # The character sheet every page's picture is drawn from.
     sheet_status: Mapped[str] = mapped_column(String(16), default="pending")
     sheet_path: Mapped[str | None] = mapped_column(Text, default=None)
+    # The child's own hero: a name, and their drawing (a media path) the sheet is drawn from.
+    hero_name: Mapped[str | None] = mapped_column(String(40), default=None)
+    hero_path: Mapped[str | None] = mapped_column(Text, default=None)
     # A read-only link to the finished story, once the reader shares it.
     share_id: Mapped[str | None] = mapped_column(String(40), unique=True, index=True, default=None)
     # What the story cost, every attempt counted.
@@ -74,6 +77,8 @@ class Page(Base):
     # "character_sheet" or "text_only", and why a page drew from text alone.
     image_reference: Mapped[str | None] = mapped_column(String(32), default=None)
     image_note: Mapped[str | None] = mapped_column(Text, default=None)
+    # What the picture shows, in the story's language: its alt text.
+    image_alt: Mapped[str | None] = mapped_column(Text, default=None)
     image_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 

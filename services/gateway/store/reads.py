@@ -104,6 +104,7 @@ class Reads(Database):
                         created_at=_iso(story.created_at),
                         pages=len([p for p in pages if p.status == "done"]),
                         cover_url=media_url(cover) if cover else None,
+                        awaiting_choice=_awaits_choice(story, pages),
                     )
                 )
         return out
@@ -129,6 +130,18 @@ class Reads(Database):
         return SharedStory.of(await self.read_story(story_id))
 
 
+def _awaits_choice(story: Story, pages: Sequence[Page]) -> bool:
+    latest = max(pages, key=lambda p: p.index, default=None)
+    return bool(
+        story.status == "in_progress"
+        and latest is not None
+        and latest.status == "done"
+        and latest.choices
+        and latest.chosen_choice is None
+        and latest.chosen_action is None
+    )
+
+
 def _page_view(p: Page, waiting: Waiting | None = None) -> PageView:
     chosen = None
     if p.chosen_choice is not None or p.chosen_action is not None:
@@ -140,6 +153,7 @@ def _page_view(p: Page, waiting: Waiting | None = None) -> PageView:
             "text": p.text,
             "choices": list(p.choices or []),
             "chosen": chosen,
+            "alt": p.image_alt,
             "error": p.error,
             # The writer waits out a Moonshot rate limit or outage: why, and until when.
             "waiting": waiting,

@@ -94,7 +94,10 @@ class Results(Database):
         page.choices = [] if last else list(r.choices)
         page.status = "done"
         page.image_prompt = page.image_prompt or r.image_prompt
-        done = ev.PageTextDone(page=r.page, text=page.text, choices=page.choices, note=r.note or None)
+        page.image_alt = r.alt or None
+        done = ev.PageTextDone(
+            page=r.page, text=page.text, choices=page.choices, note=r.note or None, alt=page.image_alt
+        )
         self._append(session, story, changes, done)
         if last:
             story.status = "ended"

@@ -54,6 +54,8 @@ class PageView(View):
     error: ErrorView | None = None
     waiting: Waiting | None = None
     image: ImageView
+    # What the picture shows, in the story's language (its alt text).
+    alt: str | None = None
 
 
 class SheetView(View):
@@ -96,6 +98,7 @@ class SharedPage(View):
     status: str
     text: str
     image: SharedImage
+    alt: str | None = None
 
 
 class SharedStory(View):
@@ -122,6 +125,7 @@ class SharedStory(View):
                     status=p.status,
                     text=p.text,
                     image=SharedImage(status=p.image.status, url=p.image.url),
+                    alt=p.alt,
                 )
                 for p in story.pages
             ],
@@ -138,6 +142,8 @@ class Summary(View):
     created_at: str | None = None
     pages: int
     cover_url: str | None = None
+    # The story waits for the reader's choice, not for the writer.
+    awaiting_choice: bool = False
 
 
 class Library(View):
