@@ -7,8 +7,6 @@ to its route and times the answers.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import re
 import secrets
@@ -16,12 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 
-from services.fakes.signed import UrlStyle
+from services.fakes.signed import Unreadable, UrlStyle, source_bytes
 
 # Where its pictures are served: how the upstream's object store signs a URL.
 MISMATCH = "The request signature we calculated does not match."
@@ -204,23 +201,13 @@ def _size(value: Any) -> tuple[int, int] | None:
 
 
 async def reference(source: str, index: int) -> Image.Image:
-    match = _DATA_URI.match(source)
-    if match:
-        try:
-            data = base64.b64decode(match.group(1), validate=True)
-        except (binascii.Error, ValueError):
-            raise _bad_image(index, "its base64 data cannot be decoded") from None
-    elif source.startswith(("http://", "https://")):
-        try:
-            async with httpx.AsyncClient(timeout=15.0, trust_env=False) as client:
-                response = await client.get(source)
-        except httpx.HTTPError:
-            raise _bad_image(index, "it could not be downloaded") from None
-        if response.status_code >= 400:
-            raise _bad_image(index, f"downloading it gave HTTP {response.status_code}")
-        data = response.content
-    else:
+    if not _DATA_URI.match(source) and not source.startswith(("http://", "https://")):
         raise _bad_image(index, "it is neither a URL nor a data:image/...;base64 URI")
+    try:
+        data = await source_bytes(source, _DATA_URI, strict=True)
+    except Unreadable as exc:
+        why = {"base64": "its base64 data cannot be decoded", "download": "it could not be downloaded"}
+        raise _bad_image(index, why.get(exc.step) or f"downloading it gave HTTP {exc.status}") from None
     if len(data) > MAX_IMAGE_BYTES:
         raise _bad_request("InvalidParameter.OversizedImage", OVERSIZED_IMAGE, "image")
     try:

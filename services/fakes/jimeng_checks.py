@@ -7,21 +7,18 @@ wires these to routes and times the answers.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 
 from services.fakes import pictures
-from services.fakes.signed import UrlStyle
+from services.fakes.signed import Unreadable, UrlStyle, source_bytes
 
 # Where its pictures are served: how the upstream's object store signs a URL.
 MISMATCH = "The request signature does not match."
@@ -201,24 +198,13 @@ def split_ids(authorization: str) -> list[str]:
 
 async def reference(request: Request, source: str) -> Image.Image:
     """The first reference image, from a data URI or by downloading it."""
-    match = _DATA_URI.match(source)
-    if match:
-        try:
-            data = base64.b64decode(match.group(1), validate=False)
-        except (binascii.Error, ValueError):
+    try:
+        data = await source_bytes(source, _DATA_URI, strict=False)
+    except Unreadable as exc:
+        if exc.step == "base64":
             raise Failure(-1000, "图片 1 的 BASE64 数据无法解析") from None
-    else:
-        try:
-            async with httpx.AsyncClient(timeout=15.0, trust_env=False) as client:
-                response = await client.get(source)
-        except httpx.HTTPError as exc:
-            raise Failure(-1000, f"File {source} is not valid: {exc!r}") from None
-        if response.status_code >= 400:
-            raise Failure(
-                -1000,
-                f"File {source} is not valid: [{response.status_code}] {response.reason_phrase}",
-            )
-        data = response.content
+        why = f"[{exc.status}] {exc.reason}" if exc.step == "status" else repr(exc.error)
+        raise Failure(-1000, f"File {source} is not valid: {why}") from None
     try:
         image = Image.open(io.BytesIO(data))
         image.load()

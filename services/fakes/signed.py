@@ -4,20 +4,26 @@ Both image fakes hand out results as URLs that stop working after a while (a 403
 with an S3-style XML body, docs/upstreams.md), forget the oldest pictures first (a
 404, as if the store had dropped them) and count what was downloaded. They differ
 only in the path and the names of the query parameters, so that is all they say.
+Both also read reference pictures the same way (a data URI or a URL to download),
+each answering a bad one in its upstream's own words.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import math
+import re
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
@@ -101,6 +107,35 @@ class SignedFiles:
 
     def _sign(self, name: str, expires: int) -> str:
         return hmac.new(self._secret, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class Unreadable(Exception):
+    """A reference picture the fake could not get: each fake says why in its upstream's words."""
+
+    def __init__(
+        self, step: str, *, error: Exception | None = None, status: int = 0, reason: str = ""
+    ) -> None:
+        super().__init__(step)
+        self.step = step  # "base64": the data URI does not decode; "download"; "status": HTTP error
+        self.error, self.status, self.reason = error, status, reason
+
+
+async def source_bytes(source: str, data_uri: re.Pattern[str], *, strict: bool) -> bytes:
+    """A reference picture's bytes, from a data URI or by downloading its URL."""
+    match = data_uri.match(source)
+    if match:
+        try:
+            return base64.b64decode(match.group(1), validate=strict)
+        except (binascii.Error, ValueError):
+            raise Unreadable("base64") from None
+    try:
+        async with httpx.AsyncClient(timeout=15.0, trust_env=False) as client:
+            response = await client.get(source)
+    except httpx.HTTPError as exc:
+        raise Unreadable("download", error=exc) from None
+    if response.status_code >= 400:
+        raise Unreadable("status", status=response.status_code, reason=response.reason_phrase)
+    return response.content
 
 
 def denied(code: str, message: str, *, status: int = 403) -> Response:
