@@ -14,6 +14,7 @@ import hashlib
 import time
 
 import aio_pika
+from aio_pika.abc import AbstractChannel
 from pydantic import BaseModel
 
 from services.common.amqp import Link, declare_topology
@@ -31,12 +32,19 @@ async def send_sessions(link: Link, topo: Topology, command: JimengSessions) -> 
 async def latest_sessions(link: Link, topo: Topology) -> JimengSessions | None:
     """The last command sent, left in place for the next reader."""
     async with link.session() as channel:
-        queue = await channel.declare_queue(topo.sessions_queue.name, passive=True)
-        message = await queue.get(no_ack=False, fail=False)
-        if message is None:
-            return None
-        await message.reject(requeue=True)
-        return JimengSessions.model_validate_json(message.body)
+        body = await peek(channel, topo.sessions_queue.name)
+    return None if body is None else JimengSessions.model_validate_json(body)
+
+
+async def peek(channel: AbstractChannel, queue: str) -> bytes | None:
+    """The message at the head of a kept-record queue, read and put back for the next
+    reader (the queue holds one: the latest command or environment)."""
+    declared = await channel.declare_queue(queue, passive=True)
+    message = await declared.get(no_ack=False, fail=False)
+    if message is None:
+        return None
+    await message.reject(requeue=True)
+    return message.body
 
 
 KEPT_FINGERPRINTS = 20

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from services.common.logs import setup_logging
+from services.common.settings import ServiceSettings, load_settings
 
 # CPython collects its youngest generation every 700 allocations by default. A worker
 # streaming a page allocates a model object per token and a gateway a frame per reader,
@@ -16,3 +22,18 @@ def tune_gc() -> None:
     """Collect less often, and leave what was loaded at start out of every collection."""
     gc.set_threshold(*GC_THRESHOLDS)
     gc.freeze()
+
+
+class _Runnable(Protocol):
+    async def run(self) -> None: ...
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def run_worker(service: str, settings_type: type[S], create_app: Callable[[S], _Runnable]) -> None:
+    """A worker's `python -m` entry: settings checked once, logging, GC tuned, then run."""
+    settings = load_settings(settings_type, service=service)
+    setup_logging(service, settings.log_level)
+    tune_gc()
+    asyncio.run(create_app(settings).run())

@@ -32,24 +32,27 @@ class Topology:
     prefix: str = "storybook"
 
     # ------------------------------------------------------------------ exchanges
+    def _exchange(self, name: str, kind: ExchangeType) -> RabbitExchange:
+        return RabbitExchange(f"{self.prefix}.{name}", type=kind, durable=True)
+
     @property
     def work_exchange(self) -> RabbitExchange:
-        return RabbitExchange(f"{self.prefix}.work", type=ExchangeType.DIRECT, durable=True)
+        return self._exchange("work", ExchangeType.DIRECT)
 
     @property
     def dead_exchange(self) -> RabbitExchange:
-        return RabbitExchange(f"{self.prefix}.dead", type=ExchangeType.FANOUT, durable=True)
+        return self._exchange("dead", ExchangeType.FANOUT)
 
     @property
     def live_exchange(self) -> RabbitExchange:
         # Topic, routed by `story.<id>`: each gateway replica binds its own queue with
         # the stories its sockets read (gateway/messaging/live.py).
-        return RabbitExchange(f"{self.prefix}.live", type=ExchangeType.TOPIC, durable=True)
+        return self._exchange("live", ExchangeType.TOPIC)
 
     @property
     def control_exchange(self) -> RabbitExchange:
         """Operator commands to every running worker (e.g. new jimeng session ids)."""
-        return RabbitExchange(f"{self.prefix}.control", type=ExchangeType.FANOUT, durable=True)
+        return self._exchange("control", ExchangeType.FANOUT)
 
     # ------------------------------------------------------------------ routing keys
     llm_key = "llm.tasks"
@@ -99,21 +102,17 @@ class Topology:
     @property
     def sessions_queue(self) -> RabbitQueue:
         """The latest jimeng session command, kept (max length 1) for workers that start later."""
-        return RabbitQueue(
-            f"{self.prefix}.control.jimeng-sessions",
-            durable=True,
-            arguments={"x-max-length": 1},
-        )
+        return self._kept_queue("jimeng-sessions")
 
     @property
     def sessions_env_queue(self) -> RabbitQueue:
         """Which JIMENG_SESSION_ID image workers last started with, and since when (max
         length 1): a kept command older than a change of the environment is not applied."""
-        return RabbitQueue(
-            f"{self.prefix}.control.jimeng-environment",
-            durable=True,
-            arguments={"x-max-length": 1},
-        )
+        return self._kept_queue("jimeng-environment")
+
+    def _kept_queue(self, name: str) -> RabbitQueue:
+        """A control record of length one: the newest message replaces the one before."""
+        return RabbitQueue(f"{self.prefix}.control.{name}", durable=True, arguments={"x-max-length": 1})
 
     def control_queue(self, replica: str) -> RabbitQueue:
         return RabbitQueue(f"{self.prefix}.control.{replica}", exclusive=True, auto_delete=True)

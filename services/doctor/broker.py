@@ -8,17 +8,22 @@ closes its channel, so each queue gets a channel of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractConnection
+from pydantic import BaseModel
 
 from services.common.contracts import JimengSessions, SessionsEnvironment
+from services.common.control import peek
 from services.common.logs import register_secrets
 from services.common.settings import mask
 from services.common.topology import Topology
 from services.doctor.environment import Environment, ServiceName, redact_url
 from services.doctor.report import Row
+
+M = TypeVar("M", bound=BaseModel)
 
 # Who should be consuming each work queue.
 CONSUMERS: dict[str, ServiceName] = {
@@ -85,38 +90,36 @@ async def queue_state(connection: AbstractConnection, name: str) -> QueueState |
 
 async def sessions_environment(connection: AbstractConnection, topo: Topology) -> SessionsEnvironment | None:
     """The record of the image workers' JIMENG_SESSION_ID, read and put back."""
-    channel = await connection.channel()
-    try:
-        queue = await channel.declare_queue(topo.sessions_env_queue.name, passive=True)
-        message = await queue.get(no_ack=False, fail=False)
-        if message is None:
-            return None
-        await message.reject(requeue=True)
-        return SessionsEnvironment.model_validate_json(message.body)
-    except (aiormq.exceptions.ChannelNotFoundEntity, ValueError):
-        return None
-    finally:
-        if not channel.is_closed:
-            await channel.close()
+    body = await _peek(connection, topo.sessions_env_queue.name)
+    return None if body is None else _read(SessionsEnvironment, body)
 
 
 async def kept_sessions(connection: AbstractConnection, topo: Topology) -> JimengSessions | None:
     """The latest session command, read and put back (the workers read it at start)."""
+    body = await _peek(connection, topo.sessions_queue.name)
+    command = None if body is None else _read(JimengSessions, body)
+    if command is not None:
+        register_secrets(command.ids)
+    return command
+
+
+async def _peek(connection: AbstractConnection, queue: str) -> bytes | None:
+    """A kept record, or None when its queue is not there (nothing was ever sent)."""
     channel = await connection.channel()
     try:
-        queue = await channel.declare_queue(topo.sessions_queue.name, passive=True)
-        message = await queue.get(no_ack=False, fail=False)
-        if message is None:
-            return None
-        await message.reject(requeue=True)
-        command = JimengSessions.model_validate_json(message.body)
-        register_secrets(command.ids)
-        return command
-    except (aiormq.exceptions.ChannelNotFoundEntity, ValueError):
+        return await peek(channel, queue)
+    except aiormq.exceptions.ChannelNotFoundEntity:
         return None
     finally:
         if not channel.is_closed:
             await channel.close()
+
+
+def _read(model: type[M], body: bytes) -> M | None:
+    try:
+        return model.model_validate_json(body)
+    except ValueError:  # a record written by another version: as good as none
+        return None
 
 
 def queue_rows(env: Environment, topo: Topology, states: dict[str, QueueState | None]) -> list[Row]:

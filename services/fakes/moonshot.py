@@ -34,18 +34,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from services.fakes import storytext
-from services.fakes.serving import (
-    Fault,
-    FaultQueue,
-    InFlight,
-    add_fault_option,
-    add_fault_routes,
-    check_fault_modes,
-    count_in_flight,
-    run,
-    shorten,
-)
+from services.fakes import serving, storytext
 
 DEFAULT_MODELS = (
     "moonshot-v1-8k",
@@ -122,17 +111,18 @@ class Stats:
     models: dict[str, int] = field(default_factory=dict)
     last_request: Any = None
     # Chat completions being served, streams until their last byte.
-    in_flight: InFlight = field(default_factory=InFlight)
+    in_flight: serving.InFlight = field(default_factory=serving.InFlight)
 
 
 def create_app(config: MoonshotConfig) -> FastAPI:
-    app = FastAPI(title="fake moonshot", docs_url=None, redoc_url=None, openapi_url=None)
-    faults = FaultQueue(FAULT_MODES)
-    for mode, count in config.faults:
-        faults.add(mode, count=count)
     stats = Stats()
-    add_fault_routes(app, faults)
-    count_in_flight(app, stats.in_flight, ("/v1/chat/completions",))
+    app, faults = serving.fake_app(
+        "fake moonshot",
+        modes=FAULT_MODES,
+        queued=config.faults,
+        in_flight=stats.in_flight,
+        paths=("/v1/chat/completions",),
+    )
 
     def unauthorized(request: Request) -> JSONResponse | None:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
@@ -182,105 +172,128 @@ def create_app(config: MoonshotConfig) -> FastAPI:
     async def chat(request: Request) -> Response:
         if denied := unauthorized(request):
             return denied
-        stats.requests += 1
-        try:
-            body = await request.json()
-        except ValueError:
-            return error(400, "invalid_request_error", "Invalid request: body is not JSON")
-        if not isinstance(body, dict):
-            return error(400, "invalid_request_error", "Invalid request: body must be an object")
-        stats.last_request = shorten(body, limit=2000)
-        model = body.get("model")
-        stream = bool(body.get("stream"))
-
-        fault = faults.take()
-        if fault is not None and fault.mode in ERRORS:
-            status, kind, message = ERRORS[fault.mode]
-            seconds = fault.seconds if fault.seconds is not None else 1
-            return error(status, kind, message.format(seconds=f"{seconds:g}", model=model))
-
-        if not isinstance(model, str) or not model:
-            return error(400, "invalid_request_error", "Invalid request: model is required")
-        if model not in config.models:
-            _, kind, message = ERRORS["model_not_found"]
-            return error(404, kind, message.format(model=model))
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return error(400, "invalid_request_error", "Invalid request: messages is required")
-        temperature = body.get("temperature", 0.3)
-        if not isinstance(temperature, int | float) or not 0 <= temperature <= 1:
-            return error(
-                400,
-                "invalid_request_error",
-                f"Invalid request: temperature {temperature!r} is out of range, it must be between 0 and 1",
-            )
-        max_tokens = body.get("max_tokens") or 1024
-        if not isinstance(max_tokens, int) or max_tokens < 1:
-            return error(400, "invalid_request_error", "Invalid request: max_tokens is invalid")
-
-        stats.models[model] = stats.models.get(model, 0) + 1
-        response_format = body.get("response_format")
-        json_mode = isinstance(response_format, dict) and response_format.get("type") == ("json_object")
-        content = storytext.answer(last_user_text(messages), json_mode=json_mode)
-        tokens = tokenize(content)
-        finish = "stop"
-        if len(tokens) > max_tokens:
-            # Like the real service: cut off at max_tokens and say so; in json mode that
-            # leaves broken JSON, which a client must treat as a failed attempt.
-            tokens, finish = tokens[:max_tokens], "length"
-        usage = {
-            "prompt_tokens": sum(len(tokenize(text_of(m))) + 4 for m in messages),
-            "completion_tokens": len(tokens),
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        reply = Reply(
-            id=f"chatcmpl-{secrets.token_hex(12)}",
-            created=int(time.time()),
-            model=model,
-            tokens=tokens,
-            finish=finish,
-            usage=usage,
-        )
-        if stream:
-            stats.streams += 1
-            return StreamingResponse(
-                sse(reply, fault),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache"},
-            )
-        if fault is not None and fault.mode == "mid_stream_error":
-            # Without a stream the same upstream failure can only be a plain 500.
-            return error(500, "server_error", "Internal server error, please retry later")
-        if fault is not None and fault.mode == "stall":
-            await asyncio.sleep(fault.seconds if fault.seconds is not None else 3600.0)
-        await asyncio.sleep(delay(config, len(tokens)))
-        stats.completions += 1
-        return JSONResponse(reply.completion())
-
-    async def sse(reply: Reply, fault: Fault | None) -> AsyncIterator[str]:
-        mode = fault.mode if fault is not None else None
-        yield event(reply.chunk({"role": "assistant", "content": ""}))
-        if config.ttft > 0:
-            await asyncio.sleep(config.ttft)
-        for i, token in enumerate(reply.tokens):
-            if i == CHUNKS_BEFORE_FAULT and mode == "mid_stream_error":
-                message = "The stream was interrupted by an internal error, please retry"
-                yield event({"error": {"type": "server_error", "message": message}})
-                return
-            if i == CHUNKS_BEFORE_FAULT and fault is not None and mode == "stall":
-                # Silence, not a keep-alive: the client's read timeout must notice.
-                await asyncio.sleep(fault.seconds if fault.seconds is not None else 3600.0)
-            if i and config.tps > 0:
-                await asyncio.sleep(1 / config.tps)
-            yield event(reply.chunk({"content": token}))
-        last = reply.chunk({}, finish=reply.finish)
-        # Moonshot puts usage inside the choice, not at the top level as OpenAI does.
-        last["choices"][0]["usage"] = reply.usage
-        yield event(last)
-        yield "data: [DONE]\n\n"
-        stats.completions += 1
+        return await _chat(request, config=config, stats=stats, faults=faults)
 
     return app
+
+
+async def _chat(
+    request: Request, *, config: MoonshotConfig, stats: Stats, faults: serving.FaultQueue
+) -> Response:
+    stats.requests += 1
+    try:
+        body = await request.json()
+    except ValueError:
+        return error(400, "invalid_request_error", "Invalid request: body is not JSON")
+    if not isinstance(body, dict):
+        return error(400, "invalid_request_error", "Invalid request: body must be an object")
+    stats.last_request = serving.shorten(body, limit=2000)
+    model = body.get("model")
+
+    fault = faults.take()
+    if fault is not None and fault.mode in ERRORS:
+        status, kind, message = ERRORS[fault.mode]
+        seconds = fault.seconds if fault.seconds is not None else 1
+        return error(status, kind, message.format(seconds=f"{seconds:g}", model=model))
+    refused = _refused(body, config)
+    if refused is not None:
+        return refused
+
+    stats.models[body["model"]] = stats.models.get(body["model"], 0) + 1
+    reply = _reply(body)
+    if body.get("stream"):
+        stats.streams += 1
+        return StreamingResponse(
+            _sse(reply, fault, config=config, stats=stats),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+    if fault is not None and fault.mode == "mid_stream_error":
+        # Without a stream the same upstream failure can only be a plain 500.
+        return error(500, "server_error", "Internal server error, please retry later")
+    if fault is not None and fault.mode == "stall":
+        await asyncio.sleep(fault.seconds if fault.seconds is not None else 3600.0)
+    await asyncio.sleep(delay(config, len(reply.tokens)))
+    stats.completions += 1
+    return JSONResponse(reply.completion())
+
+
+def _refused(body: dict[str, Any], config: MoonshotConfig) -> JSONResponse | None:
+    """The request checks, in Moonshot's order; None when the request is good."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return error(400, "invalid_request_error", "Invalid request: model is required")
+    if model not in config.models:
+        _, kind, message = ERRORS["model_not_found"]
+        return error(404, kind, message.format(model=model))
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return error(400, "invalid_request_error", "Invalid request: messages is required")
+    temperature = body.get("temperature", 0.3)
+    if not isinstance(temperature, int | float) or not 0 <= temperature <= 1:
+        return error(
+            400,
+            "invalid_request_error",
+            f"Invalid request: temperature {temperature!r} is out of range, it must be between 0 and 1",
+        )
+    max_tokens = body.get("max_tokens") or 1024
+    if not isinstance(max_tokens, int) or max_tokens < 1:
+        return error(400, "invalid_request_error", "Invalid request: max_tokens is invalid")
+    return None
+
+
+def _reply(body: dict[str, Any]) -> Reply:
+    """What the stand-in model answers to a request that passed the checks."""
+    messages = body["messages"]
+    max_tokens = body.get("max_tokens") or 1024
+    response_format = body.get("response_format")
+    json_mode = isinstance(response_format, dict) and response_format.get("type") == ("json_object")
+    content = storytext.answer(last_user_text(messages), json_mode=json_mode)
+    tokens = tokenize(content)
+    finish = "stop"
+    if len(tokens) > max_tokens:
+        # Like the real service: cut off at max_tokens and say so; in json mode that
+        # leaves broken JSON, which a client must treat as a failed attempt.
+        tokens, finish = tokens[:max_tokens], "length"
+    usage = {
+        "prompt_tokens": sum(len(tokenize(text_of(m))) + 4 for m in messages),
+        "completion_tokens": len(tokens),
+    }
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    return Reply(
+        id=f"chatcmpl-{secrets.token_hex(12)}",
+        created=int(time.time()),
+        model=body["model"],
+        tokens=tokens,
+        finish=finish,
+        usage=usage,
+    )
+
+
+async def _sse(
+    reply: Reply, fault: serving.Fault | None, *, config: MoonshotConfig, stats: Stats
+) -> AsyncIterator[str]:
+    mode = fault.mode if fault is not None else None
+    yield event(reply.chunk({"role": "assistant", "content": ""}))
+    if config.ttft > 0:
+        await asyncio.sleep(config.ttft)
+    for i, token in enumerate(reply.tokens):
+        if i == CHUNKS_BEFORE_FAULT and mode == "mid_stream_error":
+            message = "The stream was interrupted by an internal error, please retry"
+            yield event({"error": {"type": "server_error", "message": message}})
+            return
+        if i == CHUNKS_BEFORE_FAULT and fault is not None and mode == "stall":
+            # Silence, not a keep-alive: the client's read timeout must notice.
+            await asyncio.sleep(fault.seconds if fault.seconds is not None else 3600.0)
+        if i and config.tps > 0:
+            await asyncio.sleep(1 / config.tps)
+        yield event(reply.chunk({"content": token}))
+    last = reply.chunk({}, finish=reply.finish)
+    # Moonshot puts usage inside the choice, not at the top level as OpenAI does.
+    last["choices"][0]["usage"] = reply.usage
+    yield event(last)
+    yield "data: [DONE]\n\n"
+    stats.completions += 1
 
 
 @dataclass(frozen=True)
@@ -362,24 +375,23 @@ def tokenize(text: str) -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.fakes.moonshot",
+    parser = serving.fake_parser(
+        "moonshot",
         description="Fake Moonshot chat-completions API for tests and the offline demo.",
+        port=8801,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8801, help="0 picks a free port")
     parser.add_argument("--api-key", help="only this key is accepted (default: any key)")
     parser.add_argument("--ttft", type=float, default=0.3, help="seconds to first token")
     parser.add_argument("--tps", type=float, default=40.0, help="tokens per second (0: no wait)")
     parser.add_argument("--models", help="comma-separated model ids to accept")
     parser.add_argument("--balance", type=float, default=49.58894)
-    add_fault_option(parser, FAULT_MODES)
+    serving.add_fault_option(parser, FAULT_MODES)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    check_fault_modes(args.fault, FAULT_MODES)
+    serving.check_fault_modes(args.fault, FAULT_MODES)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
     config = MoonshotConfig(
         api_key=args.api_key,
@@ -389,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         balance=args.balance,
         faults=tuple(args.fault),
     )
-    run(create_app(config), host=args.host, port=args.port, name="moonshot", path="/v1")
+    serving.run(create_app(config), host=args.host, port=args.port, name="moonshot", path="/v1")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,23 @@ def render(
     img = Image.new("RGB", (width, height))
     draw = ImageDraw.Draw(img)
 
+    _sky(draw, rng, width=width, height=height, hue=hue, night=night)
+    horizon = _land(draw, rng, width=width, height=height, hue=hue, night=night, water=water)
+    _character(draw, rng, width=width, height=height, horizon=horizon, hue=(hue + 0.6) % 1)
+
+    if reference is not None:
+        img = _with_reference(img, reference)
+
+    out = io.BytesIO()
+    # method=0 is the fastest encoder setting: tests make many of these.
+    img.save(out, "WEBP", quality=80, method=0)
+    return out.getvalue()
+
+
+def _sky(
+    draw: ImageDraw.ImageDraw, rng: random.Random, *, width: int, height: int, hue: float, night: bool
+) -> None:
+    """A gradient sky, stars at night, and the sun or the moon."""
     sky_top = _hsv(hue, 0.55, 0.25 if night else 0.95)
     sky_bottom = _hsv((hue + 0.08) % 1, 0.35, 0.45 if night else 1.0)
     for y in range(height):
@@ -73,6 +90,18 @@ def render(
     light = (250, 245, 215) if night else _hsv((hue + 0.5) % 1 * 0.15, 0.7, 1.0)
     draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=light)
 
+
+def _land(
+    draw: ImageDraw.ImageDraw,
+    rng: random.Random,
+    *,
+    width: int,
+    height: int,
+    hue: float,
+    night: bool,
+    water: bool,
+) -> int:
+    """Rolling hills, a river when the prompt has water, a few trees; returns the horizon."""
     horizon = int(height * rng.uniform(0.55, 0.7))
     ground_hue = (hue + rng.uniform(0.2, 0.4)) % 1
     for i in range(3):
@@ -94,16 +123,7 @@ def render(
             [x - crown, base - 2 * crown, x + crown, base - crown // 2],
             fill=_hsv(ground_hue, 0.6, 0.4 if night else 0.55),
         )
-
-    _character(draw, rng, width=width, height=height, horizon=horizon, hue=(hue + 0.6) % 1)
-
-    if reference is not None:
-        img = _with_reference(img, reference)
-
-    out = io.BytesIO()
-    # method=0 is the fastest encoder setting: tests make many of these.
-    img.save(out, "WEBP", quality=80, method=0)
-    return out.getvalue()
+    return horizon
 
 
 def _character(

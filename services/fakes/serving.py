@@ -123,6 +123,26 @@ def add_fault_routes(app: FastAPI, faults: FaultQueue) -> None:
         return JSONResponse({"pending": []})
 
 
+def fake_app(
+    title: str,
+    *,
+    modes: Collection[str],
+    queued: Sequence[tuple[str, int]],
+    in_flight: InFlight,
+    paths: Collection[str],
+) -> tuple[FastAPI, FaultQueue]:
+    """A fake's app with what every fake has: faults queued at start or by a test, and
+    the slow calls counted while they are served. No docs routes: the real services
+    have none, and a client that found them would be relying on the fake."""
+    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
+    faults = FaultQueue(modes)
+    for mode, count in queued:
+        faults.add(mode, count=count)
+    add_fault_routes(app, faults)
+    count_in_flight(app, in_flight, paths)
+    return app, faults
+
+
 def shorten(value: Any, *, limit: int = 200) -> Any:
     """A request body fit for /_fake/stats: data URIs and long texts cut down."""
     if isinstance(value, str) and len(value) > limit:
@@ -291,6 +311,14 @@ class BackgroundServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def fake_parser(name: str, *, description: str, port: int) -> argparse.ArgumentParser:
+    """A fake's command line: where it listens; its own options are added after."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.fakes.{name}", description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port, help="0 picks a free port")
+    return parser
 
 
 def add_fault_option(parser: argparse.ArgumentParser, modes: Sequence[str]) -> None:

@@ -118,12 +118,18 @@ class ImageSettings(MediaSettings):
                 return f"{width}x{height}"
         raise ValueError("must be 1K, 2K, 4K or WIDTHxHEIGHT with an area between 1280x720 and 4096x4096")
 
+    @field_validator("jimeng_api_url", "jimeng_session_id")
+    @classmethod
+    def _needed_by_jimeng(cls, value: object, info: ValidationInfo) -> object:
+        # May be unset when another provider draws; with jimeng it is required.
+        if value is None and _provider(info) == "jimeng":
+            raise PydanticCustomError("missing", "Field required")
+        return value
+
     @field_validator("jimeng_api_url")
     @classmethod
     def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
-            if _provider(info) == "jimeng":
-                raise PydanticCustomError("missing", "Field required")
             return None
         return http_url(value, like="http://jimeng-api:5100")
 
@@ -138,8 +144,6 @@ class ImageSettings(MediaSettings):
     @classmethod
     def _ids(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is None:
-            if _provider(info) == "jimeng":
-                raise PydanticCustomError("missing", "Field required")
             return None
         env = info.data.get("app_env", "production")
         ids = [i.strip() for i in value.get_secret_value().split(",")]

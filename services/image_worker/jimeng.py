@@ -16,7 +16,8 @@ What the real server does shapes this client (docs/upstreams.md):
 Session ids are used in turn, one per request (jimeng-api itself would pick one at
 random from a comma list, and one dead id would give random failures). An id that
 answers "expired" or "no credits" is set aside; the request goes on with the next
-one, and a watcher gives set-aside ids back when `/token/points` shows them usable.
+one, and a watcher gives set-aside ids back when `/token/points` shows them usable;
+the ids and their watcher are in jimeng_sessions.py, this module is the HTTP client.
 """
 
 from __future__ import annotations
@@ -26,14 +27,36 @@ import contextlib
 import logging
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from services.common.metrics import JIMENG_SESSIONS, UPSTREAM_SECONDS
-from services.common.settings import mask
+from services.common.metrics import UPSTREAM_SECONDS
+from services.image_worker.jimeng_sessions import (
+    EXPIRED,
+    NO_CREDITS,
+    POINTS_TIMEOUT,
+    REGION,
+    SESSION_CHECK_EVERY,
+    Points,
+    SessionPool,
+    SessionWatch,
+    read_points,
+)
 from services.image_worker.provider import Checks, ImageError, Tally
+
+# Imported from here by the worker, the doctor and tests: the provider's whole surface.
+__all__ = [
+    "INSTANT",
+    "NO_CREDITS",
+    "POINTS_TIMEOUT",
+    "Jimeng",
+    "Points",
+    "SessionPool",
+    "classify",
+    "read_points",
+    "single_picture",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +64,7 @@ log = logging.getLogger(__name__)
 # milliseconds); the real server needs ~15 s (4 tries, 5 s apart) to give up on an
 # unreachable upstream. A slow validation is taken for an outage: tried again, no harm.
 INSTANT = 1.0
-# How long a credit check may take: the real server answers a failure after ~15 s.
-POINTS_TIMEOUT = 40.0
-SESSION_CHECK_EVERY = 60.0
 READY_WAITS_FOR_CHECK = 5.0
-REFUSED = "jimeng refused the credit check"
-EXPIRED, NO_CREDITS = "expired", "no credits"
-REGION = "a region id that lacks JIMENG_MODEL"
 # Words that switch jimeng-4.x into multi-picture mode (one prompt, several pictures).
 _REGION_ID = re.compile(r"^(?:[a-z0-9]+://[^@]*@)?(us|hk|jp|sg)-", re.IGNORECASE)
 _MULTI_PICTURE = re.compile(r"绘本|故事|连续|\d+\s*张")
@@ -137,87 +154,6 @@ def classify(body: Any, *, elapsed: float | None = None) -> ImageError | None:
     return ImageError("image_failed", f"jimeng error {code}: {message[:160]}", True)
 
 
-@dataclass
-class SessionPool:
-    """The ids the worker draws with, where they came from, and which are set aside (and why)."""
-
-    ids: list[str]
-    source: str = "JIMENG_SESSION_ID"
-    aside: dict[str, str] = field(default_factory=dict)  # id -> EXPIRED or NO_CREDITS
-    # When the newest operator command this worker has judged was sent (unix time).
-    applied_at: float = 0.0
-    _next: int = 0
-
-    def live(self) -> list[str]:
-        return [i for i in self.ids if i not in self.aside]
-
-    def pick(self) -> str | None:
-        live = self.live()
-        if not live:
-            return None
-        choice = live[self._next % len(live)]
-        self._next += 1
-        return choice
-
-    def set_aside(self, sid: str, why: str) -> None:
-        if self.aside.get(sid) != why:
-            self.aside[sid] = why
-            log.error(
-                "jimeng session id %s set aside (%s); %d of %d can draw",
-                mask(sid),
-                why,
-                len(self.live()),
-                len(self.ids),
-            )
-        self._count()
-
-    def kill(self, sid: str) -> None:
-        self.set_aside(sid, EXPIRED)
-
-    def revive(self, sid: str) -> None:
-        if self.aside.pop(sid, None) is not None:
-            log.warning("jimeng session id %s can draw again", mask(sid))
-        self._count()
-
-    def apply(self, mode: str, ids: list[str], *, source: str | None = None) -> None:
-        """An operator's rotation: takes effect for the very next picture."""
-        ids = [i.strip() for i in ids if i.strip()]
-        if mode == "set":
-            self.ids, self.aside = ids, {}
-        elif mode == "add":
-            self.ids += [i for i in ids if i not in self.ids]
-            for i in ids:
-                self.aside.pop(i, None)
-        elif mode == "remove":
-            self.ids = [i for i in self.ids if i not in ids]
-        self.source = source or f"{self.source} + `jimeng-session {mode}`"
-        log.warning(
-            "jimeng session ids changed (%s): now %s, from %s",
-            mode,
-            ", ".join(mask(i) for i in self.ids) or "none",
-            self.source,
-        )
-        self._count()
-
-    def why_not(self) -> str:
-        """The set-aside ids and why, masked: "...0000 expired, ...1111 no credits"."""
-        return ", ".join(f"{mask(i)} {self.aside[i]}" for i in self.ids if i in self.aside)
-
-    def _count(self) -> None:
-        JIMENG_SESSIONS.labels("live").set(len(self.live()))
-        JIMENG_SESSIONS.labels("dead").set(sum(1 for i in self.ids if self.aside.get(i) == EXPIRED))
-        JIMENG_SESSIONS.labels("no_credits").set(sum(1 for i in self.ids if self.aside.get(i) == NO_CREDITS))
-
-
-@dataclass(frozen=True)
-class Points:
-    """What `/token/points` says of one id: credits left, or why it could not say."""
-
-    credits: int | None = None
-    expired: bool = False
-    unreachable: str = ""  # jimeng-api could not ask jimeng (outage), or did not answer
-
-
 class Jimeng:
     name = "jimeng"
 
@@ -240,18 +176,14 @@ class Jimeng:
             timeout=httpx.Timeout(timeout, connect=10.0),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
         )
-        # The last verdict on the ids (for /readyz), refreshed by `watch`.
-        self.verdict = "checking the session ids with jimeng-api"
-        self._checked_at = 0.0
-        self._check_now = asyncio.Event()
-        self._first_check = asyncio.Event()
-        self._check_lock = asyncio.Lock()
+        # The last verdict on the ids (for /readyz) is the watch's.
+        self.watch = SessionWatch(http=self.http, base_url=base_url, pool=sessions, check_every=check_every)
         self._watcher: asyncio.Task[None] | None = None
         # The last configuration error jimeng-api answered, until a picture succeeds.
         self.refused: str | None = None
 
     async def start(self) -> None:
-        self._watcher = asyncio.create_task(self.watch(), name="jimeng-session-watch")
+        self._watcher = asyncio.create_task(self.watch.run(), name="jimeng-session-watch")
 
     async def close(self) -> None:
         if self._watcher is not None:
@@ -272,26 +204,15 @@ class Jimeng:
     async def readiness(self) -> Checks:
         # Right after start, give the first judgement of the ids a moment to arrive.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._first_check.wait(), timeout=READY_WAITS_FOR_CHECK)
-        checks = {"jimeng": await self.ping(), "sessions": self.verdict}
+            await asyncio.wait_for(self.watch.first_check.wait(), timeout=READY_WAITS_FOR_CHECK)
+        checks = {"jimeng": await self.ping(), "sessions": self.watch.verdict}
         if self.refused:
             checks["drawing"] = self.refused
         return checks
 
     def forget_session_check(self) -> None:
         """The ids changed: judge them again now."""
-        self._check_now.set()
-
-    async def watch(self) -> None:
-        """Judge the ids at start, every minute, and whenever they change."""
-        while True:
-            try:
-                await self.check_sessions()
-            except Exception:  # the watcher must outlive any odd answer
-                log.exception("checking the jimeng session ids failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._check_now.wait(), timeout=self.check_every)
-            self._check_now.clear()
+        self.watch.forget()
 
     async def generate(
         self,
@@ -334,54 +255,9 @@ class Jimeng:
         if images:
             body["images"] = images
         while True:
-            sid = self.sessions.pick()
-            if sid is None and time.monotonic() - self._checked_at > min(self.check_every, 10.0):
-                # Every id is set aside: ask once whether one can draw again (credits back,
-                # or an operator renewed the cookie upstream); pictures waiting meanwhile
-                # share that one check.
-                await self.check_sessions(fresh_within=min(self.check_every, 10.0))
-                sid = self.sessions.pick()
-            if sid is None:
-                raise self._none_can_draw()
+            sid = await self._next_id()
             sent = time.monotonic()
-            # Counted before it goes out: a call cut short by the attempt's deadline was
-            # made all the same (and may be paid for).
-            tally.calls += 1
-            try:
-                resp = await self.http.post(
-                    f"{self.base_url}/v1/images/{endpoint}",
-                    headers={"Authorization": f"Bearer {sid}"},
-                    json=body,
-                )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                # Never reached jimeng-api: nothing was drawn or paid; another attempt may.
-                tally.calls -= 1
-                raise ImageError(
-                    "image_unavailable",
-                    f"jimeng-api unreachable at JIMENG_API_URL ({type(exc).__name__}): is it running?",
-                    True,
-                ) from None
-            except httpx.TimeoutException:
-                raise ImageError(
-                    "image_timeout",
-                    "jimeng-api did not finish the picture within JIMENG_TIMEOUT; not asked again, "
-                    "because jimeng goes on drawing (and charging) after we leave",
-                ) from None
-            except httpx.TransportError as exc:
-                raise ImageError(
-                    "image_timeout",
-                    f"the connection to jimeng-api broke while it drew ({type(exc).__name__}); not asked "
-                    "again, because jimeng goes on drawing (and charging) after we leave",
-                ) from None
-            if resp.status_code in (502, 504):
-                # A proxy in front of jimeng-api gave up while jimeng-api went on drawing.
-                raise ImageError(
-                    "image_timeout",
-                    f"a proxy before jimeng-api answered HTTP {resp.status_code} while it drew; not asked "
-                    "again, because jimeng goes on drawing (and charging)",
-                )
-            if resp.status_code != 200:
-                raise ImageError("image_failed", f"jimeng-api answered HTTP {resp.status_code}", True)
+            resp = await self._post(endpoint, sid, body, tally)
             try:
                 answer = resp.json()
             except ValueError:
@@ -399,6 +275,60 @@ class Jimeng:
                     raise err
                 raise self._none_can_draw()
             raise err
+
+    async def _next_id(self) -> str:
+        sid = self.sessions.pick()
+        if sid is None and time.monotonic() - self.watch.checked_at > min(self.check_every, 10.0):
+            # Every id is set aside: ask once whether one can draw again (credits back,
+            # or an operator renewed the cookie upstream); pictures waiting meanwhile
+            # share that one check.
+            await self.watch.check_sessions(fresh_within=min(self.check_every, 10.0))
+            sid = self.sessions.pick()
+        if sid is None:
+            raise self._none_can_draw()
+        return sid
+
+    async def _post(self, endpoint: str, sid: str, body: dict[str, Any], tally: Tally) -> httpx.Response:
+        """One drawing request; a failure says whether jimeng may be drawing all the same."""
+        # Counted before it goes out: a call cut short by the attempt's deadline was
+        # made all the same (and may be paid for).
+        tally.calls += 1
+        try:
+            resp = await self.http.post(
+                f"{self.base_url}/v1/images/{endpoint}",
+                headers={"Authorization": f"Bearer {sid}"},
+                json=body,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # Never reached jimeng-api: nothing was drawn or paid; another attempt may.
+            tally.calls -= 1
+            raise ImageError(
+                "image_unavailable",
+                f"jimeng-api unreachable at JIMENG_API_URL ({type(exc).__name__}): is it running?",
+                True,
+            ) from None
+        except httpx.TimeoutException:
+            raise ImageError(
+                "image_timeout",
+                "jimeng-api did not finish the picture within JIMENG_TIMEOUT; not asked again, "
+                "because jimeng goes on drawing (and charging) after we leave",
+            ) from None
+        except httpx.TransportError as exc:
+            raise ImageError(
+                "image_timeout",
+                f"the connection to jimeng-api broke while it drew ({type(exc).__name__}); not asked "
+                "again, because jimeng goes on drawing (and charging) after we leave",
+            ) from None
+        if resp.status_code in (502, 504):
+            # A proxy in front of jimeng-api gave up while jimeng-api went on drawing.
+            raise ImageError(
+                "image_timeout",
+                f"a proxy before jimeng-api answered HTTP {resp.status_code} while it drew; not asked "
+                "again, because jimeng goes on drawing (and charging)",
+            )
+        if resp.status_code != 200:
+            raise ImageError("image_failed", f"jimeng-api answered HTTP {resp.status_code}", True)
+        return resp
 
     def _none_can_draw(self) -> ImageError:
         why = self.sessions.why_not()
@@ -423,84 +353,3 @@ class Jimeng:
         if resp.status_code != 200 or "pong" not in resp.text:
             return f"JIMENG_API_URL answers HTTP {resp.status_code} without pong: is it jimeng-api?"
         return "ok"
-
-    async def points(self, sid: str) -> Points:
-        """Ask jimeng-api what one id has left (it asks jimeng; ~15 s when it cannot)."""
-        try:
-            resp = await self.http.post(
-                f"{self.base_url}/token/points",
-                headers={"Authorization": f"Bearer {sid}"},
-                timeout=POINTS_TIMEOUT,
-            )
-            body = resp.json()
-        except httpx.TimeoutException:
-            return Points(unreachable=f"jimeng-api did not answer a credit check in {POINTS_TIMEOUT:.0f} s")
-        except (httpx.HTTPError, ValueError) as exc:
-            return Points(unreachable=f"jimeng-api unreachable ({type(exc).__name__})")
-        return read_points(body)
-
-    async def check_sessions(self, *, fresh_within: float = 0.0) -> str:
-        """Judge every id by its credits, set aside or give back, and keep the verdict
-        (unless another check finished less than `fresh_within` seconds ago)."""
-        async with self._check_lock:
-            if fresh_within and time.monotonic() - self._checked_at < fresh_within:
-                return self.verdict
-            ids = list(self.sessions.ids)
-            answers = await asyncio.gather(*(self.points(sid) for sid in ids))
-            self._checked_at = time.monotonic()
-            outage = ""
-            for sid, answer in zip(ids, answers, strict=True):
-                if sid not in self.sessions.ids:
-                    continue  # removed while it was checked
-                if answer.expired:
-                    self.sessions.set_aside(sid, EXPIRED)
-                elif answer.credits is not None:
-                    if answer.credits > 0 and self.sessions.aside.get(sid) != REGION:
-                        # (an id whose region lacks the model stays aside until a restart
-                        # with another JIMENG_MODEL: its credits do not change that)
-                        self.sessions.revive(sid)
-                    else:
-                        self.sessions.set_aside(sid, NO_CREDITS)
-                else:
-                    outage = answer.unreachable  # says nothing about the id: keep what we knew
-            self.verdict = self._verdict(outage, confirmed=any(a.unreachable == "" for a in answers))
-            self._first_check.set()
-            return self.verdict
-
-    def _verdict(self, outage: str, *, confirmed: bool) -> str:
-        pool = self.sessions
-        if not pool.ids:
-            return "no jimeng session id configured: set JIMENG_SESSION_ID or run `doctor jimeng-session set`"
-        if outage and not confirmed:
-            if outage.startswith(REFUSED):
-                return f"{outage}: the ids could not be checked; see `docker compose logs jimeng-api`"
-            return f"jimeng-api cannot reach jimeng ({outage}): check the network or proxy of jimeng-api"
-        if not pool.live():
-            return (
-                f"no jimeng session id can draw ({pool.why_not()}; ids from {pool.source}): "
-                "run `python -m services.doctor jimeng-session set <new ids>`"
-            )
-        remarks = [f"{len(pool.live())} of {len(pool.ids)} ids can draw, from {pool.source}"]
-        if pool.aside:
-            remarks.append(pool.why_not())
-        if outage:
-            remarks.append(f"some ids not checked: {outage}")
-        return f"ok ({'; '.join(remarks)})"
-
-
-def read_points(body: Any) -> Points:
-    """One id's `/token/points` answer: a list with its credits, or an error body."""
-    if isinstance(body, dict) and body.get("code") == -2002:
-        return Points(expired=True)
-    if isinstance(body, list):
-        for item in body:
-            points = item.get("points") if isinstance(item, dict) else None
-            if isinstance(points, dict) and isinstance(points.get("totalCredit"), int | float):
-                return Points(credits=int(points["totalCredit"]))
-    if isinstance(body, dict) and body.get("code") == -2001:
-        # Anti-bot, region or permission: jimeng answered, and refused; not an outage.
-        return Points(unreachable=f"{REFUSED} (code -2001: {str(body.get('message'))[:100]})")
-    if isinstance(body, dict) and body.get("code") is not None:
-        return Points(unreachable=f"code {body.get('code')}: {str(body.get('message'))[:120]}")
-    # Never the body itself: the real one lists the ids it was asked about.
-    return Points(unreachable=f"an answer to a credit check that is not understood ({type(body).__name__})")

@@ -17,6 +17,7 @@ import openai
 from openai import AsyncOpenAI
 
 from services.common.net import is_loopback
+from services.common.settings import mask
 from services.llm_worker.config import LlmSettings
 
 log = logging.getLogger(__name__)
@@ -190,3 +191,20 @@ async def stream_text(
         # Moonshot reports a call's tokens once, in its last chunk; a stream that broke
         # before it has none to add.
         usage.add(found)
+
+
+async def check_key(client: AsyncOpenAI, settings: LlmSettings) -> str:
+    """Is the Moonshot key accepted? "ok", or what is wrong and what to change."""
+    key = mask(settings.moonshot_api_key.get_secret_value())
+    try:
+        await client.get("/users/me/balance", cast_to=object)
+    except openai.APIStatusError as exc:
+        if exc.status_code in (401, 403):
+            return (
+                f"MOONSHOT_API_KEY ({key}) rejected with {exc.status_code}: a key works only on "
+                "its own platform (api.moonshot.cn or api.moonshot.ai); check MOONSHOT_BASE_URL"
+            )
+        return f"Moonshot answered {exc.status_code} to a credential check"
+    except openai.APIError as exc:
+        return f"Moonshot unreachable ({type(exc).__name__}): check MOONSHOT_BASE_URL and LLM_PROXY"
+    return "ok"

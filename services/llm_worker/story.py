@@ -19,7 +19,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import openai
 from faststream.rabbit import RabbitBroker
 from openai import AsyncOpenAI
 from pydantic import ValidationError
@@ -32,11 +31,18 @@ from services.common.bus import BrokerUnavailable, LivePublisher, publish_work
 from services.common.consumer import Delivery, GiveUp
 from services.common.errors import reader_error
 from services.common.metrics import PAGES, UPSTREAM_SECONDS
-from services.common.settings import mask
 from services.common.topology import Topology
 from services.llm_worker import prompts
 from services.llm_worker.config import LlmSettings
-from services.llm_worker.moonshot import UNREACHABLE, LlmError, Usage, classify, make_client, stream_text
+from services.llm_worker.moonshot import (
+    UNREACHABLE,
+    LlmError,
+    Usage,
+    check_key,
+    classify,
+    make_client,
+    stream_text,
+)
 from services.llm_worker.policy import after_failure
 from services.llm_worker.writer import OutlineReader, PageReader
 
@@ -95,20 +101,7 @@ class Writer:
             if now - at < (KEY_CHECK_EVERY if verdict == "ok" else KEY_RECHECK_FAILED):
                 return verdict
         assert self.client is not None
-        key = mask(self.settings.moonshot_api_key.get_secret_value())
-        try:
-            await self.client.get("/users/me/balance", cast_to=object)
-            verdict = "ok"
-        except openai.APIStatusError as exc:
-            if exc.status_code in (401, 403):
-                verdict = (
-                    f"MOONSHOT_API_KEY ({key}) rejected with {exc.status_code}: a key works only on "
-                    "its own platform (api.moonshot.cn or api.moonshot.ai); check MOONSHOT_BASE_URL"
-                )
-            else:
-                verdict = f"Moonshot answered {exc.status_code} to a credential check"
-        except openai.APIError as exc:
-            verdict = f"Moonshot unreachable ({type(exc).__name__}): check MOONSHOT_BASE_URL and LLM_PROXY"
+        verdict = await check_key(self.client, self.settings)
         self._key_check = (now, verdict)
         return verdict
 

@@ -105,7 +105,7 @@ async def test_streamed_zh_page_is_moonshot_shaped(llm: openai.AsyncOpenAI) -> N
     assert len(chunks) > 10  # token by token, not one lump
 
     page = json.loads(text)
-    assert list(page) == ["illustration", "text", "choices"]
+    assert list(page) == ["illustration", "text", "choices", "alt"]
     assert CJK.search(page["text"]) and 40 <= len(page["text"]) <= 120
     assert 2 <= len(page["choices"]) <= 3
     assert all(CJK.search(c) for c in page["choices"])

@@ -53,7 +53,7 @@ def test_whole_stories(language: str) -> None:
                     reader_choice=choice,
                 )
             )
-            assert list(page) == ["illustration", "text", "choices"]
+            assert list(page) == ["illustration", "text", "choices", "alt"]
             assert hero in page["illustration"]
             if language == "zh":
                 assert 40 <= len(page["text"]) <= 120, page["text"]
