@@ -23,46 +23,33 @@ ARK_KEY = "ark-test-key-0042"
 FAST_ARK = ark.ArkConfig(image_seconds=0.0, keys=frozenset({ARK_KEY}))
 
 
-@pytest.fixture
-def start_moonshot() -> Iterator[Callable[..., BackgroundServer]]:
+def _starter(create_app: Callable[[Any], Any], base: Any) -> Iterator[Callable[..., BackgroundServer]]:
+    """Starts fakes built from `base` with the test's changes; stops them all afterwards."""
     servers: list[BackgroundServer] = []
 
     def start(**changes: Any) -> BackgroundServer:
-        server = BackgroundServer(moonshot.create_app(replace(FAST_MOONSHOT, **changes)))
+        server = BackgroundServer(create_app(replace(base, **changes)))
         servers.append(server.start())
         return server
 
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def start_moonshot() -> Iterator[Callable[..., BackgroundServer]]:
+    yield from _starter(moonshot.create_app, FAST_MOONSHOT)
 
 
 @pytest.fixture
 def start_jimeng() -> Iterator[Callable[..., BackgroundServer]]:
-    servers: list[BackgroundServer] = []
-
-    def start(**changes: Any) -> BackgroundServer:
-        server = BackgroundServer(jimeng.create_app(replace(FAST_JIMENG, **changes)))
-        servers.append(server.start())
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    yield from _starter(jimeng.create_app, FAST_JIMENG)
 
 
 @pytest.fixture
 def start_ark() -> Iterator[Callable[..., BackgroundServer]]:
-    servers: list[BackgroundServer] = []
-
-    def start(**changes: Any) -> BackgroundServer:
-        server = BackgroundServer(ark.create_app(replace(FAST_ARK, **changes)))
-        servers.append(server.start())
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    yield from _starter(ark.create_app, FAST_ARK)
 
 
 @pytest.fixture
