@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -271,19 +271,7 @@ class PageResumed(Contract):
     tries: int
 
 
-Result = Annotated[
-    OutlineReady
-    | PageTextDone
-    | PageFailed
-    | PageWaiting
-    | PageResumed
-    | ImageReady
-    | ImageFailed
-    | ImageRequested
-    | UsageReport,
-    Field(discriminator="kind"),
-]
-result_adapter: TypeAdapter[
+AnyResult: TypeAlias = (
     OutlineReady
     | PageTextDone
     | PageFailed
@@ -293,7 +281,9 @@ result_adapter: TypeAdapter[
     | ImageFailed
     | ImageRequested
     | UsageReport
-] = TypeAdapter(Result)
+)
+Result = Annotated[AnyResult, Field(discriminator="kind")]
+result_adapter: TypeAdapter[AnyResult] = TypeAdapter(Result)
 
 
 # --------------------------------------------------------------------------- live
