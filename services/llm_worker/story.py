@@ -7,6 +7,10 @@ the finished page goes to `gateway.results`.
 
 A failed attempt is raised as what should happen next (policy.py decides, the
 consumer in services.common settles): waited out, tried again, or given up.
+
+It stays one module a little over 400 lines on purpose: the outline and the page
+share one streaming loop and its state (the budget slot, the live offset, the picture
+already asked for), and splitting them would pass that state between modules.
 """
 
 from __future__ import annotations
