@@ -59,6 +59,14 @@ LIVE_RECEIVED = Counter(
     "Live frames this gateway received: only those of the stories its own sockets read.",
     registry=REGISTRY,
 )
+LIVE_DELAY = Histogram(
+    f"{PREFIX}_live_frame_delay_seconds",
+    "From a live frame's making (a text delta's send by its worker, an event's commit) to its "
+    "receipt here, by kind (delta or event): the broker's share of what a reader waits.",
+    ["kind"],
+    buckets=(0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1, 5),
+    registry=REGISTRY,
+)
 LIVE_STORIES = Gauge(
     f"{PREFIX}_live_stories_followed",
     "Stories whose live frames this gateway receives (bound to its live queue).",

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
+from datetime import datetime
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from services.common import contracts as c
 from services.common.amqp import Link
-from services.common.metrics import LIVE_RECEIVED, LIVE_STORIES
+from services.common.metrics import LIVE_DELAY, LIVE_RECEIVED, LIVE_STORIES
 from services.common.topology import Topology, live_routing_key
 from services.gateway.hub import Hub
 
@@ -136,4 +138,17 @@ class LiveFeed:
         except ValueError:
             log.error("malformed live message ignored")
             return
+        _observe_delay(item)
         self.hub.dispatch(item)
+
+
+def _observe_delay(item: c.TextDelta | c.TextReset | c.SyncHint | c.LiveEvent) -> None:
+    """How long the frame took from its making to here (both clocks are this fleet's)."""
+    if isinstance(item, c.TextDelta) and item.ts:
+        LIVE_DELAY.labels("delta").observe(max(0.0, time.time() - item.ts))
+    elif isinstance(item, c.LiveEvent) and isinstance(at := item.data.get("at"), str):
+        try:
+            made = datetime.fromisoformat(at).timestamp()
+        except ValueError:
+            return
+        LIVE_DELAY.labels("event").observe(max(0.0, time.time() - made))
