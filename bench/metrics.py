@@ -76,6 +76,37 @@ def consumers(text: str, wall: float) -> dict[str, Any]:
     }
 
 
+Samples = list[tuple[str, dict[str, str], float]]
+
+
+def histogram_quantiles(
+    samples: Samples, metric: str, label: dict[str, str], qs: tuple[float, ...]
+) -> dict[str, float]:
+    """Quantiles of a Prometheus histogram, interpolated inside its buckets (as PromQL's
+    histogram_quantile does): the bucket a quantile falls in bounds its error."""
+    buckets = sorted(
+        (float(labels["le"]), value)
+        for name, labels, value in samples
+        if name == f"{PREFIX}_{metric}_bucket" and all(labels.get(k) == v for k, v in label.items())
+    )
+    if not buckets or buckets[-1][1] <= 0:
+        return {}
+    total = buckets[-1][1]
+    out: dict[str, float] = {}
+    for q in qs:
+        rank, lower, below = q * total, 0.0, 0.0
+        for upper, count in buckets:
+            if count >= rank:
+                if upper == float("inf"):
+                    out[f"p{round(q * 100)}"] = lower
+                else:
+                    share = (rank - below) / (count - below) if count > below else 1.0
+                    out[f"p{round(q * 100)}"] = lower + (upper - lower) * share
+                break
+            lower, below = upper, count
+    return out
+
+
 async def scrape(urls: dict[str, str], wall: float) -> dict[str, Any]:
     """name -> consumers() of its /metrics; a process that does not answer is left out."""
     out: dict[str, Any] = {}

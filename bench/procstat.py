@@ -29,6 +29,41 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of a server and its workers: its own, its live children's, and those of
+    the children it has reaped (PostgreSQL forks a backend per connection)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    total = sum(int(v) for v in fields[11:15]) / TICK
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == pid:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            child = (entry / "stat").read_text()
+            rest = child[child.rindex(")") + 2 :].split()
+            if int(rest[1]) == pid:
+                total += (int(rest[11]) + int(rest[12])) / TICK
+    return total
+
+
+def server_pid(command: str) -> int | None:
+    """The parent process among those named `command` (a server that forks its workers)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == command:
+                pids.append(int(entry.name))
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            raw = Path(f"/proc/{pid}/stat").read_text()
+            if int(raw[raw.rindex(")") + 2 :].split()[1]) not in pids:
+                return pid
+    return None
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak RSS) in KiB; empty once the process is gone."""
     out: dict[str, int] = {}
@@ -102,6 +137,8 @@ class Meter:
 
     pids: dict[str, int]
     interval: float = 1.0
+    # Names whose CPU counts their worker processes too (tree_cpu_seconds).
+    trees: frozenset[str] = frozenset()
     _start_cpu: dict[str, float] = field(default_factory=dict)
     _last_cpu: dict[str, float] = field(default_factory=dict)
     _peak: dict[str, float] = field(default_factory=dict)
@@ -114,7 +151,7 @@ class Meter:
         self._started = time.monotonic()
         self._start_machine = machine_busy_ticks()
         for name, pid in self.pids.items():
-            self._start_cpu[name] = self._last_cpu[name] = cpu_seconds(pid) or 0.0
+            self._start_cpu[name] = self._last_cpu[name] = self._cpu(name, pid) or 0.0
             self._peak[name] = 0.0
         self._task = asyncio.create_task(self._sample())
 
@@ -125,7 +162,7 @@ class Meter:
             now = time.monotonic()
             span = max(now - last_at, 1e-6)
             for name, pid in self.pids.items():
-                cpu = cpu_seconds(pid)
+                cpu = self._cpu(name, pid)
                 if cpu is None:
                     continue
                 self._peak[name] = max(self._peak[name], 100 * (cpu - self._last_cpu[name]) / span)
@@ -134,6 +171,9 @@ class Meter:
             total = max(machine[1] - last_machine[1], 1)
             self._peak_machine = max(self._peak_machine, 100 * (machine[0] - last_machine[0]) / total)
             last_machine, last_at = machine, now
+
+    def _cpu(self, name: str, pid: int) -> float | None:
+        return tree_cpu_seconds(pid) if name in self.trees else cpu_seconds(pid)
 
     async def stop(self) -> tuple[dict[str, ProcessUse], dict[str, float]]:
         """Per process use, and the machine's {cpu_pct, peak_cpu_pct, seconds} (of all cores)."""
@@ -144,7 +184,7 @@ class Meter:
         wall = max(time.monotonic() - self._started, 1e-6)
         uses: dict[str, ProcessUse] = {}
         for name, pid in self.pids.items():
-            cpu = cpu_seconds(pid)
+            cpu = self._cpu(name, pid)
             spent = (cpu if cpu is not None else self._last_cpu[name]) - self._start_cpu[name]
             mem = memory_kib(pid)
             uses[name] = ProcessUse(

@@ -301,6 +301,22 @@ def stores_and_gateways(results: dict[str, Any]) -> list[str]:
                 f"received ({_pct(g['live_share'])}% of all; its readers got "
                 f"{_pct(g['reader_share'])}% of the frames), {g['cpu_ms_per_page']:.0f} ms CPU per page"
             )
+            hop = g.get("to_gateway_ms") or {}
+            if hop.get("delta"):
+                d, e = hop["delta"], hop.get("event") or {}
+                ms = {
+                    k: _f(v, 1, 0)
+                    for k, v in (
+                        ("d50", d.get("p50")),
+                        ("d99", d.get("p99")),
+                        ("e50", e.get("p50")),
+                        ("e99", e.get("p99")),
+                    )
+                }
+                lines.append(
+                    f"      frames reached it (part of the overhead above): text delta p50 {ms['d50']}"
+                    f" / p99 {ms['d99']} ms, durable p50 {ms['e50']} / p99 {ms['e99']} ms"
+                )
     return lines
 
 

@@ -16,7 +16,7 @@ from bench import metrics
 from bench.floors import PageJob, floor_of, jobs_of
 from bench.options import Options
 from bench.probes import Probes
-from bench.procstat import Meter, find_pid, wait_quiet
+from bench.procstat import Meter, find_pid, server_pid, wait_quiet
 from bench.reader import Reading, play_all
 from bench.stack import BenchStack, DepthWatch, StackSpec
 from bench.stages import aggregate, page_stages
@@ -64,7 +64,7 @@ class LoadRun:
     # group -> stretch between stored moments -> measured / floor / over summaries (ms)
     stages: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
     # gateway process -> its readers, the live frames it received, its CPU per page
-    gateways: dict[str, dict[str, float]] = field(default_factory=dict)
+    gateways: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,7 +76,15 @@ def meter_pids(stack: BenchStack) -> dict[str, int]:
     if rabbit is not None:
         pids["rabbitmq (shared)"] = rabbit
     pids["bench (readers)"] = os.getpid()
+    if stack.stack.config.database_url.startswith("postgresql"):
+        postgres = server_pid("postgres")
+        if postgres is not None:
+            pids[POSTGRES] = postgres
     return pids
+
+
+# The PostgreSQL server with its backends: the store's own CPU, not "other work".
+POSTGRES = "postgresql (shared)"
 
 
 @dataclass
@@ -91,7 +99,7 @@ class Instruments:
     def of(cls, stack: BenchStack) -> Instruments:
         services = {"gateway": stack.gateway_url, **stack.stack.ops_urls}
         return cls(
-            Meter(meter_pids(stack)),
+            Meter(meter_pids(stack), trees=frozenset({POSTGRES})),
             DepthWatch(stack.rabbitmq_url, stack.prefix),
             Probes(services, stack.rabbitmq_url, stack.prefix),
         )
@@ -168,10 +176,10 @@ async def load_run(
 
 async def per_gateway(
     run: LoadRun, readings: list[Reading], gateways: dict[str, str]
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Each gateway's share of the live traffic next to its readers' share of the frames
     they received: with live traffic following readers the two agree."""
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
         for at, (name, url) in enumerate(gateways.items()):
             found = metrics.parse((await http.get(f"{url}/metrics")).text)
@@ -182,6 +190,16 @@ async def per_gateway(
                 "readers": len(mine),
                 "reader_frames": sum(r.frames for r in mine),
                 "live_received": sum(v for n, _, v in found if n == "storybook_live_frames_received_total"),
+                # From the frame's making to this gateway (the broker's hop), ms.
+                "to_gateway_ms": {
+                    kind: {
+                        k: round(1000 * v, 1)
+                        for k, v in metrics.histogram_quantiles(
+                            found, "live_frame_delay_seconds", {"kind": kind}, (0.5, 0.99)
+                        ).items()
+                    }
+                    for kind in ("delta", "event")
+                },
                 "pages": pages,
                 "cpu_ms_per_page": round(1000 * cpu_s / pages, 1) if pages else 0.0,
             }
