@@ -7,6 +7,8 @@ import gc
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+import uvloop
+
 from services.common.logs import setup_logging
 from services.common.settings import ServiceSettings, load_settings
 
@@ -36,4 +38,8 @@ def run_worker(service: str, settings_type: type[S], create_app: Callable[[S], _
     settings = load_settings(settings_type, service=service)
     setup_logging(service, settings.log_level)
     tune_gc()
-    asyncio.run(create_app(settings).run())
+    # uvloop, as the gateway's uvicorn already uses: a worker's loop is mostly socket
+    # callbacks (a chunk per token, a frame per delta), which it runs for a fraction of
+    # the CPU of asyncio's own loop, so a busy worker's loop lags less.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(create_app(settings).run())
