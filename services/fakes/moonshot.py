@@ -117,11 +117,7 @@ class Stats:
 def create_app(config: MoonshotConfig) -> FastAPI:
     stats = Stats()
     app, faults = serving.fake_app(
-        "fake moonshot",
-        modes=FAULT_MODES,
-        queued=config.faults,
-        in_flight=stats.in_flight,
-        paths=("/v1/chat/completions",),
+        "fake moonshot", config, stats, modes=FAULT_MODES, paths=("/v1/chat/completions",)
     )
 
     def unauthorized(request: Request) -> JSONResponse | None:
@@ -140,8 +136,7 @@ def create_app(config: MoonshotConfig) -> FastAPI:
             "streams": stats.streams,
             "completions": stats.completions,
             "models": stats.models,
-            "faults_served": dict(faults.served),
-            "pending_faults": faults.pending(),
+            **faults.as_dict(),
             "last_request": stats.last_request,
             **stats.in_flight.as_dict(),
         }
