@@ -110,23 +110,8 @@ class SharedStory(View):
 
     @classmethod
     def of(cls, story: StoryView) -> SharedStory:
-        return cls(
-            title=story.title,
-            status=story.status,
-            language=story.language,
-            total_pages=story.total_pages,
-            character_sheet=story.character_sheet,
-            pages=[
-                SharedPage(
-                    index=p.index,
-                    status=p.status,
-                    text=p.text,
-                    image=SharedImage(status=p.image.status, url=p.image.url),
-                    alt=p.alt,
-                )
-                for p in story.pages
-            ],
-        )
+        """Only what is declared here (and in SharedPage, SharedImage) is read from the story."""
+        return cls.model_validate(story, from_attributes=True)
 
 
 class Summary(View):
