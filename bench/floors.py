@@ -33,7 +33,7 @@ from typing import Any
 from bench.options import Latency
 from services.common import contracts as c
 from services.fakes import storytext
-from services.fakes.moonshot import tokenize
+from services.fakes.chatreply import tokenize
 from services.llm_worker import prompts
 from services.llm_worker.writer import OutlineReader
 

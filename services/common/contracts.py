@@ -227,17 +227,24 @@ class ImageRequested(Contract):
     attempt: int = 1
 
 
-class UsageReport(Contract):
-    """What one upstream attempt cost, counted whether or not its result is used."""
+class UsageCounts(BaseModel):
+    """The six cost counters: what a worker reports (UsageReport) and what the store
+    keeps and shows per story and per day (gateway.store.views.Cost). Fields only: the
+    message and the view each bring their own configuration."""
 
-    kind: Literal["usage"] = "usage"
-    story_id: str
     tokens_in: int = 0
     tokens_out: int = 0
     llm_calls: int = 0
     image_calls: int = 0
     pictures: int = 0
     retries: int = 0
+
+
+class UsageReport(UsageCounts, Contract):
+    """What one upstream attempt cost, counted whether or not its result is used."""
+
+    kind: Literal["usage"] = "usage"
+    story_id: str
     # Who the image calls went to ("jimeng" or "ark"); llm calls always go to Moonshot.
     provider: str = ""
 

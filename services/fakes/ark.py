@@ -93,9 +93,7 @@ class Fake:
 
 def create_app(config: ArkConfig) -> FastAPI:
     stats = Stats()
-    app, faults = serving.fake_app(
-        "fake Ark", modes=FAULT_MODES, queued=config.faults, in_flight=stats.in_flight, paths=(PATH,)
-    )
+    app, faults = serving.fake_app("fake Ark", config, stats, modes=FAULT_MODES, paths=(PATH,))
     files = SignedFiles(URLS, ttl=config.url_ttl, max_files=config.max_files)
     fake = Fake(config=config, faults=faults, files=files, stats=stats)
 
@@ -110,8 +108,7 @@ def create_app(config: ArkConfig) -> FastAPI:
             "generating": len(fake.running),
             "images_served": fake.files.served,
             "models_used": dict(stats.models_used),
-            "faults_served": dict(fake.faults.served),
-            "pending_faults": fake.faults.pending(),
+            **fake.faults.as_dict(),
             "files": len(fake.files),
             "last_request": stats.last_request,
             "recent": list(stats.recent),

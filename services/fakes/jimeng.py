@@ -122,13 +122,7 @@ class Fake:
 
 def create_app(config: JimengConfig) -> FastAPI:
     stats = Stats()
-    app, faults = serving.fake_app(
-        "fake jimeng-api",
-        modes=FAULT_MODES,
-        queued=config.faults,
-        in_flight=stats.in_flight,
-        paths=DRAWING_PATHS,
-    )
+    app, faults = serving.fake_app("fake jimeng-api", config, stats, modes=FAULT_MODES, paths=DRAWING_PATHS)
     fake = Fake(
         config=config,
         faults=faults,
@@ -160,8 +154,7 @@ def _add_control_routes(app: FastAPI, fake: Fake) -> None:
             "images_served": fake.files.served,
             "sessions_used": dict(stats.sessions_used),
             "models_used": dict(stats.models_used),
-            "faults_served": dict(fake.faults.served),
-            "pending_faults": fake.faults.pending(),
+            **fake.faults.as_dict(),
             "files": len(fake.files),
             "last_request": stats.last_request,
             "urls": list(stats.urls),

@@ -6,8 +6,8 @@ What it copies from the real service (docs/upstreams.md): Bearer auth, the model
 list, temperature in [0, 1], `max_tokens` defaulting to 1024, SSE streaming whose
 usage arrives inside `choices[0]` of the last chunk, error bodies
 `{"error": {"type", "message"}}` with Moonshot's statuses and types, and an error
-object in the middle of a stream. Its text comes from `storytext`, which answers
-the llm_worker's prompts with small real stories.
+object in the middle of a stream. Its answers are built in `chatreply`, from the
+text of `storytext`, which answers the llm_worker's prompts with small real stories.
 
 Control (no auth): `POST /_fake/faults {"mode", "count", "seconds"}` makes the next
 `count` authenticated chat requests fail in `mode`; with `"lasting": S` instead of a
@@ -24,9 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
-import secrets
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +31,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from services.fakes import serving, storytext
+from services.fakes import serving
+from services.fakes.chatreply import Reply, reply_to
 
 DEFAULT_MODELS = (
     "moonshot-v1-8k",
@@ -89,6 +87,9 @@ FAULT_MODES = (*ERRORS, *STREAM_FAULTS)
 # client has already shown text to the reader and must cope with taking it back.
 CHUNKS_BEFORE_FAULT = 3
 
+# The one slow call: counted in `in_flight` while it is served.
+CHAT = "/v1/chat/completions"
+
 
 @dataclass(frozen=True)
 class MoonshotConfig:
@@ -116,20 +117,12 @@ class Stats:
 
 def create_app(config: MoonshotConfig) -> FastAPI:
     stats = Stats()
-    app, faults = serving.fake_app(
-        "fake moonshot",
-        modes=FAULT_MODES,
-        queued=config.faults,
-        in_flight=stats.in_flight,
-        paths=("/v1/chat/completions",),
-    )
+    app, faults = serving.fake_app("fake moonshot", config, stats, modes=FAULT_MODES, paths=(CHAT,))
 
     def unauthorized(request: Request) -> JSONResponse | None:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
         key = key.strip()
-        if scheme.lower() != "bearer" or not key:
-            return error(401, "invalid_authentication_error", "Invalid Authentication")
-        if config.api_key is not None and key != config.api_key:
+        if scheme.lower() != "bearer" or not key or config.api_key not in (None, key):
             return error(401, "invalid_authentication_error", "Invalid Authentication")
         return None
 
@@ -140,8 +133,7 @@ def create_app(config: MoonshotConfig) -> FastAPI:
             "streams": stats.streams,
             "completions": stats.completions,
             "models": stats.models,
-            "faults_served": dict(faults.served),
-            "pending_faults": faults.pending(),
+            **faults.as_dict(),
             "last_request": stats.last_request,
             **stats.in_flight.as_dict(),
         }
@@ -168,7 +160,7 @@ def create_app(config: MoonshotConfig) -> FastAPI:
         }
         return JSONResponse({"code": 0, "data": data, "scode": "0x0", "status": True})
 
-    @app.post("/v1/chat/completions")
+    @app.post(CHAT)
     async def chat(request: Request) -> Response:
         if denied := unauthorized(request):
             return denied
@@ -200,7 +192,7 @@ async def _chat(
         return refused
 
     stats.models[body["model"]] = stats.models.get(body["model"], 0) + 1
-    reply = _reply(body)
+    reply = reply_to(body)
     if body.get("stream"):
         stats.streams += 1
         return StreamingResponse(
@@ -242,34 +234,6 @@ def _refused(body: dict[str, Any], config: MoonshotConfig) -> JSONResponse | Non
     return None
 
 
-def _reply(body: dict[str, Any]) -> Reply:
-    """What the stand-in model answers to a request that passed the checks."""
-    messages = body["messages"]
-    max_tokens = body.get("max_tokens") or 1024
-    response_format = body.get("response_format")
-    json_mode = isinstance(response_format, dict) and response_format.get("type") == ("json_object")
-    content = storytext.answer(last_user_text(messages), json_mode=json_mode)
-    tokens = tokenize(content)
-    finish = "stop"
-    if len(tokens) > max_tokens:
-        # Like the real service: cut off at max_tokens and say so; in json mode that
-        # leaves broken JSON, which a client must treat as a failed attempt.
-        tokens, finish = tokens[:max_tokens], "length"
-    usage = {
-        "prompt_tokens": sum(len(tokenize(text_of(m))) + 4 for m in messages),
-        "completion_tokens": len(tokens),
-    }
-    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    return Reply(
-        id=f"chatcmpl-{secrets.token_hex(12)}",
-        created=int(time.time()),
-        model=body["model"],
-        tokens=tokens,
-        finish=finish,
-        usage=usage,
-    )
-
-
 async def _sse(
     reply: Reply, fault: serving.Fault | None, *, config: MoonshotConfig, stats: Stats
 ) -> AsyncIterator[str]:
@@ -296,41 +260,6 @@ async def _sse(
     stats.completions += 1
 
 
-@dataclass(frozen=True)
-class Reply:
-    id: str
-    created: int
-    model: str
-    tokens: list[str]
-    finish: str
-    usage: dict[str, int]
-
-    def chunk(self, delta: dict[str, Any], *, finish: str | None = None) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
-
-    def completion(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(self.tokens)},
-                    "finish_reason": self.finish,
-                }
-            ],
-            "usage": self.usage,
-        }
-
-
 def error(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
 
@@ -342,33 +271,6 @@ def event(payload: dict[str, Any]) -> str:
 def delay(config: MoonshotConfig, tokens: int) -> float:
     per_token = 1 / config.tps if config.tps > 0 else 0.0
     return max(config.ttft, 0.0) + per_token * max(tokens - 1, 0)
-
-
-def text_of(message: Any) -> str:
-    if not isinstance(message, dict):
-        return ""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # OpenAI-style content parts
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
-
-
-def last_user_text(messages: list[Any]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return text_of(message)
-    return ""
-
-
-# A token is one or two CJK characters, a word with its trailing space, a run of
-# spaces, or one other character: close enough to a real tokenizer for pacing.
-_TOKEN = re.compile(r"[\u3000-\u9fff\uff00-\uffef]{1,2}|[A-Za-z0-9_']+ ?|\s+|.", re.DOTALL)
-
-
-def tokenize(text: str) -> list[str]:
-    return _TOKEN.findall(text)
 
 
 # ------------------------------------------------------------------------ command line

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -73,6 +73,10 @@ class FaultQueue:
     def clear(self) -> None:
         self._queue.clear()
 
+    def as_dict(self) -> dict[str, Any]:
+        """What /_fake/stats says of the faults: those served so far, and those waiting."""
+        return {"faults_served": dict(self.served), "pending_faults": self.pending()}
+
     def pending(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         out: list[dict[str, Any]] = []
@@ -123,23 +127,31 @@ def add_fault_routes(app: FastAPI, faults: FaultQueue) -> None:
         return JSONResponse({"pending": []})
 
 
+class FakeConfig(Protocol):
+    @property
+    def faults(self) -> Sequence[tuple[str, int]]:
+        """(mode, count) queued at start, as `--fault MODE[:COUNT]` does."""
+        ...
+
+
+class FakeStats(Protocol):
+    @property
+    def in_flight(self) -> InFlight: ...
+
+
 def fake_app(
-    title: str,
-    *,
-    modes: Collection[str],
-    queued: Sequence[tuple[str, int]],
-    in_flight: InFlight,
-    paths: Collection[str],
+    title: str, config: FakeConfig, stats: FakeStats, *, modes: Collection[str], paths: Collection[str]
 ) -> tuple[FastAPI, FaultQueue]:
-    """A fake's app with what every fake has: faults queued at start or by a test, and
-    the slow calls counted while they are served. No docs routes: the real services
-    have none, and a client that found them would be relying on the fake."""
+    """A fake's app with what every fake has: the faults its config queues at start or a
+    test queues later, and the slow calls (to `paths`) counted in its stats while they
+    are served. No docs routes: the real services have none, and a client that found
+    them would be relying on the fake."""
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
     faults = FaultQueue(modes)
-    for mode, count in queued:
+    for mode, count in config.faults:
         faults.add(mode, count=count)
     add_fault_routes(app, faults)
-    count_in_flight(app, in_flight, paths)
+    count_in_flight(app, stats.in_flight, paths)
     return app, faults
 
 

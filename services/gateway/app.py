@@ -129,12 +129,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         WS_CONNECTIONS.set(hub.connections)
         return metrics_response()
 
+    _wrap(app, settings)
+    return app
+
+
+def _wrap(app: FastAPI, settings: GatewaySettings) -> None:
+    """What every request passes through; the last added is the outermost: the request
+    id and count first, then the security headers, then the body limit."""
     # A new story's body may carry the hero's picture as base64 (4 bytes per 3).
     hero_body = settings.max_body_bytes + settings.hero_max_bytes * 4 // 3
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, wider={("POST", "/api/stories"): hero_body})
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext)
-    return app
 
 
 class RequestContext:

@@ -97,22 +97,9 @@ export function carryOver(from, to) {
   return to;
 }
 
+/** A story known from its library entry, before its snapshot arrives: no pages yet. */
 export function emptyStory(entry) {
-  return {
-    id: entry.id,
-    title: entry.title || null,
-    status: entry.status || 'in_progress',
-    premise: entry.premise || '',
-    age: entry.age ?? 6,
-    language: entry.language || 'zh',
-    style: entry.style || '',
-    total: entry.total || 6,
-    created_at: entry.created_at || null,
-    error: null,
-    sheet: normSheet(null),
-    pages: [],
-    lastSeq: 0,
-  };
+  return fromSnapshot({ ...entry, story_id: entry.id, total_pages: entry.total, pages: [] });
 }
 
 export function ensurePage(story, index) {

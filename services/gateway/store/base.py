@@ -140,15 +140,10 @@ class Database:
 
     @staticmethod
     def _brief(story: Story) -> c.StoryBrief:
-        return c.StoryBrief(
-            premise=story.premise,
-            age=story.age,
-            language=story.language,
-            style=story.style,
-            total_pages=story.total_pages,
-            hero_name=story.hero_name,
-            hero_picture=story.hero_path or "",
-        )
+        """The brief's fields are the story's columns of the same names, but for the hero's
+        picture, kept as `hero_path` (None when there is none)."""
+        brief = c.StoryBrief.model_validate(story, from_attributes=True)
+        return brief.model_copy(update={"hero_picture": story.hero_path or ""})
 
     def _page_task(self, story: Story, pages: Sequence[Page], page: Page) -> c.PageTask:
         so_far = [

@@ -11,6 +11,8 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.contracts import UsageCounts
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -20,7 +22,22 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
 
 
-class Story(Base):
+class Costs:
+    """The cost counters of contracts.UsageCounts as columns: what a story cost, every
+    attempt counted, and what a day cost."""
+
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    image_calls: Mapped[int] = mapped_column(Integer, default=0)
+    pictures: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+COUNTERS = tuple(UsageCounts.model_fields)
+
+
+class Story(Costs, Base):
     __tablename__ = "stories"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -42,13 +59,6 @@ class Story(Base):
     hero_path: Mapped[str | None] = mapped_column(Text, default=None)
     # A read-only link to the finished story, once the reader shares it.
     share_id: Mapped[str | None] = mapped_column(String(40), unique=True, index=True, default=None)
-    # What the story cost, every attempt counted.
-    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
-    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
-    llm_calls: Mapped[int] = mapped_column(Integer, default=0)
-    image_calls: Mapped[int] = mapped_column(Integer, default=0)
-    pictures: Mapped[int] = mapped_column(Integer, default=0)
-    retries: Mapped[int] = mapped_column(Integer, default=0)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -96,19 +106,13 @@ class Event(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class UsageDaily(Base):
+class UsageDaily(Costs, Base):
     """Totals per UTC day, for the operator."""
 
     __tablename__ = "usage_daily"
 
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
     stories: Mapped[int] = mapped_column(Integer, default=0)
-    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
-    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
-    llm_calls: Mapped[int] = mapped_column(Integer, default=0)
-    image_calls: Mapped[int] = mapped_column(Integer, default=0)
-    pictures: Mapped[int] = mapped_column(Integer, default=0)
-    retries: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class UsageUpstreamDaily(Base):
@@ -121,9 +125,6 @@ class UsageUpstreamDaily(Base):
     upstream: Mapped[str] = mapped_column(String(16), primary_key=True)
     calls: Mapped[int] = mapped_column(Integer, default=0)
     pictures: Mapped[int] = mapped_column(Integer, default=0)
-
-
-COUNTERS = ("tokens_in", "tokens_out", "llm_calls", "image_calls", "pictures", "retries")
 
 
 class Outbox(Base):

@@ -13,7 +13,7 @@ from services.common import events as ev
 from services.common.media import media_url
 from services.gateway.store.base import Database, _iso, _wire, hash_token
 from services.gateway.store.errors import Conflict, NotFound
-from services.gateway.store.models import COUNTERS, Event, Page, Story
+from services.gateway.store.models import Event, Page, Story
 from services.gateway.store.views import (
     Chosen,
     Cost,
@@ -50,7 +50,7 @@ class Reads(Database):
             total_pages=story.total_pages,
             created_at=_iso(story.created_at),
             last_seq=story.last_seq,
-            usage=Cost(**{n: getattr(story, n) for n in COUNTERS}),
+            usage=Cost.model_validate(story, from_attributes=True),
             character_sheet=SheetView(
                 status=story.sheet_status, url=media_url(story.sheet_path) if story.sheet_path else None
             ),

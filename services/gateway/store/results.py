@@ -139,8 +139,7 @@ class Results(Database):
     async def _text_done(
         self, session: AsyncSession, story: Story, r: c.PageTextDone, changes: Changes
     ) -> None:
-        page = await session.get(Page, (story.id, r.page))
-        if page is None or page.status != "writing" or r.attempt != page.text_attempt:
+        if (page := await _writing(session, story, r)) is None:
             return
         last = r.page >= story.total_pages - 1
         page.text = r.text
@@ -159,8 +158,7 @@ class Results(Database):
     async def _page_failed(
         self, session: AsyncSession, story: Story, r: c.PageFailed, changes: Changes
     ) -> None:
-        page = await session.get(Page, (story.id, r.page))
-        if page is None or page.status != "writing" or r.attempt != page.text_attempt:
+        if (page := await _writing(session, story, r)) is None:
             return
         page.status = "failed"
         page.error = r.error.model_dump()
@@ -174,8 +172,7 @@ class Results(Database):
     async def _page_waiting(
         self, session: AsyncSession, story: Story, r: c.PageWaiting, changes: Changes
     ) -> None:
-        page = await session.get(Page, (story.id, r.page))
-        if page is None or page.status != "writing" or r.attempt != page.text_attempt:
+        if await _writing(session, story, r) is None:
             return
         last = await self._last_wait(session, story.id, r.page)
         if (
@@ -193,8 +190,7 @@ class Results(Database):
     async def _page_resumed(
         self, session: AsyncSession, story: Story, r: c.PageResumed, changes: Changes
     ) -> None:
-        page = await session.get(Page, (story.id, r.page))
-        if page is None or page.status != "writing" or r.attempt != page.text_attempt:
+        if await _writing(session, story, r) is None:
             return
         last = await self._last_wait(session, story.id, r.page)
         if last is None or last.type != ev.PageWaiting.type or int(last.data.get("tries", 0)) >= r.tries:
@@ -212,8 +208,7 @@ class Results(Database):
                 story.sheet_status, story.sheet_path = "ready", r.media_path
                 self._append(session, story, changes, ev.StorySheetDone(url=media_url(r.media_path)))
             return
-        page = await session.get(Page, (story.id, r.page))
-        if page is None or r.attempt != page.image_attempt or page.image_status != "pending":
+        if (page := await _drawing(session, story, r)) is None:
             return
         page.image_status = "ready"
         page.image_path = r.media_path
@@ -230,9 +225,28 @@ class Results(Database):
                 story.sheet_status = "failed"
                 self._append(session, story, changes, ev.StorySheetFailed(error=r.error))
             return
-        page = await session.get(Page, (story.id, r.page))
-        if page is None or r.attempt != page.image_attempt or page.image_status != "pending":
+        if (page := await _drawing(session, story, r)) is None:
             return
         page.image_status = "failed"
         page.image_error = r.error.model_dump()
         self._append(session, story, changes, ev.PageImageFailed(page=r.page, error=r.error))
+
+
+async def _writing(
+    session: AsyncSession, story: Story, r: c.PageTextDone | c.PageFailed | c.PageWaiting | c.PageResumed
+) -> Page | None:
+    """The page a text result speaks of, if it is still being written under that result's
+    attempt; None for a result that is stale (an older attempt) or a duplicate."""
+    page = await session.get(Page, (story.id, r.page))
+    if page is None or page.status != "writing" or r.attempt != page.text_attempt:
+        return None
+    return page
+
+
+async def _drawing(session: AsyncSession, story: Story, r: c.ImageReady | c.ImageFailed) -> Page | None:
+    """The page a picture result speaks of, if its picture is still awaited under that
+    result's attempt; None for a result that is stale or a duplicate."""
+    page = await session.get(Page, (story.id, r.page))
+    if page is None or r.attempt != page.image_attempt or page.image_status != "pending":
+        return None
+    return page

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
+from services.common.contracts import UsageCounts
+
 
 class View(BaseModel):
     pass
@@ -63,13 +65,8 @@ class SheetView(View):
     url: str | None = None
 
 
-class Cost(View):
-    tokens_in: int = 0
-    tokens_out: int = 0
-    llm_calls: int = 0
-    image_calls: int = 0
-    pictures: int = 0
-    retries: int = 0
+class Cost(UsageCounts, View):
+    """What a story (or a day) cost: the counters the workers report."""
 
 
 class StoryView(View):
@@ -113,23 +110,8 @@ class SharedStory(View):
 
     @classmethod
     def of(cls, story: StoryView) -> SharedStory:
-        return cls(
-            title=story.title,
-            status=story.status,
-            language=story.language,
-            total_pages=story.total_pages,
-            character_sheet=story.character_sheet,
-            pages=[
-                SharedPage(
-                    index=p.index,
-                    status=p.status,
-                    text=p.text,
-                    image=SharedImage(status=p.image.status, url=p.image.url),
-                    alt=p.alt,
-                )
-                for p in story.pages
-            ],
-        )
+        """Only what is declared here (and in SharedPage, SharedImage) is read from the story."""
+        return cls.model_validate(story, from_attributes=True)
 
 
 class Summary(View):
