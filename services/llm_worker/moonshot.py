@@ -6,6 +6,7 @@ exhaustion and spend the RPM budget; we classify every error ourselves.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import AsyncGenerator
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import httpx_sse
+import jiter
 import openai
 from openai import AsyncOpenAI
 
@@ -145,16 +148,22 @@ class Usage:
         return bool(self.calls or self.tokens_in or self.tokens_out)
 
 
-def usage_of(chunk: Any) -> dict[str, int] | None:
+def usage_of(chunk: dict[str, Any]) -> dict[str, int] | None:
     """Moonshot puts usage inside the last chunk's choice, not at the top level."""
-    if chunk.choices:
-        extra = chunk.choices[0].model_extra or {}
-        usage = extra.get("usage")
-        if isinstance(usage, dict):
-            return {k: int(v) for k, v in usage.items() if isinstance(v, int)}
-    if getattr(chunk, "usage", None) is not None:
-        return {k: int(v) for k, v in chunk.usage.model_dump().items() if isinstance(v, int)}
+    choices = chunk.get("choices") or []
+    usage = choices[0].get("usage") if choices and isinstance(choices[0], dict) else None
+    if not isinstance(usage, dict):
+        usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        return {k: int(v) for k, v in usage.items() if isinstance(v, int)}
     return None
+
+
+def content_of(chunk: dict[str, Any]) -> str:
+    choices = chunk.get("choices") or []
+    delta = choices[0].get("delta") if choices and isinstance(choices[0], dict) else None
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return content if isinstance(content, str) else ""
 
 
 async def stream_text(
@@ -165,32 +174,53 @@ async def stream_text(
     *,
     max_tokens: int | None = None,
 ) -> AsyncGenerator[str]:
-    """Yield content pieces of one JSON-mode completion; adds the call to `usage`."""
-    try:
-        stream = await client.chat.completions.create(  # type: ignore[call-overload]
-            model=settings.moonshot_model,
-            messages=messages,
-            temperature=settings.moonshot_temperature,
-            max_tokens=max_tokens or settings.llm_max_tokens,
-            response_format={"type": "json_object"},
-            stream=True,
-        )
-    except Exception as exc:
-        if reached(exc):
-            usage.calls += 1
-        raise
-    usage.calls += 1
-    found: dict[str, int] = {}
-    try:
-        async with stream:
-            async for chunk in stream:
+    """Yield content pieces of one JSON-mode completion; adds the call to `usage`.
+
+    The SDK sends the request and turns an HTTP error into its exception, as for any
+    call; the stream's events are read as plain JSON (httpx-sse) rather than as the
+    SDK's chunk objects: a model object built for each token was most of this worker's
+    CPU, and every text delta waited on the loop it kept busy. An error object in the
+    middle of the stream raises openai.APIError, as the SDK's own stream does.
+    """
+    request = client.chat.completions.with_streaming_response.create(  # type: ignore[call-overload]
+        model=settings.moonshot_model,
+        messages=messages,
+        temperature=settings.moonshot_temperature,
+        max_tokens=max_tokens or settings.llm_max_tokens,
+        response_format={"type": "json_object"},
+        stream=True,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            response = await stack.enter_async_context(request)
+        except Exception as exc:
+            if reached(exc):
+                usage.calls += 1
+            raise
+        usage.calls += 1
+        found: dict[str, int] = {}
+        try:
+            async for event in httpx_sse.EventSource(response.http_response).aiter_sse():
+                if event.data.startswith("[DONE]"):
+                    break
+                chunk = jiter.from_json(event.data.encode())
+                if not isinstance(chunk, dict):
+                    continue
+                if chunk.get("error") or event.event == "error":
+                    raise _stream_error(chunk, response.http_request)
                 found = usage_of(chunk) or found
-                if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-    finally:
-        # Moonshot reports a call's tokens once, in its last chunk; a stream that broke
-        # before it has none to add.
-        usage.add(found)
+                if content := content_of(chunk):
+                    yield content
+        finally:
+            # Moonshot reports a call's tokens once, in its last chunk; a stream that broke
+            # before it has none to add.
+            usage.add(found)
+
+
+def _stream_error(chunk: dict[str, Any], request: httpx.Request) -> openai.APIError:
+    error = chunk.get("error", chunk)
+    message = error.get("message") if isinstance(error, dict) else None
+    return openai.APIError(str(message or "An error occurred during streaming"), request, body=error)
 
 
 async def check_key(client: AsyncOpenAI, settings: LlmSettings) -> str:
