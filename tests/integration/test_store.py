@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from services.common import contracts as c
 from services.common.topology import Topology
@@ -356,6 +357,38 @@ async def test_a_batch_of_results_is_each_result_applied_in_its_order(store: Sto
     assert usage["totals"]["tokens_in"] == 12 and usage["totals"]["llm_calls"] == 3
     assert usage["upstreams"] == {"ark": {"calls": 1, "pictures": 1}, "moonshot": {"calls": 3, "pictures": 0}}
     assert (await store.read_story(a)).model_dump()["usage"]["tokens_in"] == 7
+
+
+async def test_a_batch_costs_the_same_statements_for_eight_stories_as_for_one(store: Store) -> None:
+    """Each statement is a round trip through a busy event loop: a batch's must not grow
+    with its stories (the pages it loads must be the ones its results find)."""
+
+    async def statements_for(stories: int) -> list[str]:
+        ids = [await new_story(store) for _ in range(stories)]
+        await store.apply_many([c.OutlineReady(story_id=s, outline=OUTLINE) for s in ids])
+        batch: list[c.Contract] = []
+        for sid in ids:
+            batch += [
+                c.ImageRequested(story_id=sid, page=0, prompt="p", attempt=1),
+                c.UsageReport(story_id=sid, llm_calls=1, tokens_out=80),
+                c.PageTextDone(story_id=sid, page=0, text="第0页", choices=["左", "右"], image_prompt="p"),
+            ]
+        seen: list[str] = []
+
+        def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            seen.append(" ".join(statement.split()[:3]))
+
+        event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            applied = await store.apply_many(batch)
+        finally:
+            event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+        assert all(ch is not None and ch.events for ch in applied[::3]), "every story changed"
+        return seen
+
+    one, eight = await statements_for(1), await statements_for(8)
+    assert len(eight) == len(one), f"8 stories: {eight}\n1 story: {one}"
+    assert sum(s.startswith("SELECT pages") for s in eight) == 1
 
 
 async def test_the_hero_travels_with_the_story_and_its_pictures_are_described(store: Store) -> None:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -107,6 +107,7 @@ class Database:
                 await stack.enter_async_context(self._write_lock)
             session = await stack.enter_async_context(self._writes.begin())
             yield session
+            await _write_events(session)
 
     # ------------------------------------------------------------------ helpers
     async def _lock_story(self, session: AsyncSession, story_id: str) -> Story:
@@ -121,11 +122,11 @@ class Database:
         now = utcnow()
         story.last_seq += 1
         story.updated_at = now
-        row = Event(story_id=story.id, seq=story.last_seq, type=event.type, data=event.fields(), at=now)
-        session.add(row)
-        changes.events.append(
-            c.LiveEvent(story_id=story.id, seq=story.last_seq, type=event.type, data=_wire(row))
-        )
+        data = event.fields()
+        row = {"story_id": story.id, "seq": story.last_seq, "type": event.type, "data": data, "at": now}
+        session.info.setdefault(PENDING_EVENTS, []).append(row)
+        wire = {**data, "at": _iso(now)}
+        changes.events.append(c.LiveEvent(story_id=story.id, seq=story.last_seq, type=event.type, data=wire))
 
     def _send(
         self, session: AsyncSession, changes: Changes, story_id: str, routing_key: str, msg: Any
@@ -167,6 +168,7 @@ class Database:
     async def _last_wait(self, session: AsyncSession, story_id: str, page: int) -> Event | None:
         """The page's latest page.waiting, page.resumed or page.started: whether the page
         waits now is read from its own history, so nothing else has to be kept in step."""
+        await _write_events(session)  # this transaction's own events count too
         rows = await session.execute(
             select(Event)
             .where(Event.story_id == story_id, Event.type.in_(WAIT_EVENTS))
@@ -174,6 +176,18 @@ class Database:
             .limit(50)
         )
         return next((e for e in rows.scalars() if e.data.get("page") == page), None)
+
+
+# The events a writing transaction appended, written together before it commits: one
+# statement for all (the ORM wrote them one by one on SQLite, which cannot return the ids
+# of a many-row insert in order, and the rows' ids are never needed).
+PENDING_EVENTS = "storybook_pending_events"
+
+
+async def _write_events(session: AsyncSession) -> None:
+    rows = session.info.pop(PENDING_EVENTS, None)
+    if rows:
+        await session.execute(insert(Event), rows)
 
 
 def _chosen_text(page: Page) -> str | None:

@@ -60,7 +60,8 @@ class Results(Database):
         the batch only shares the commit, the round trips and the write lock."""
         out: list[Changes | None] = []
         async with self._tx() as session:
-            stories = await self._lock_stories(session, {r.story_id for r in results})
+            # `_held`: the batch's pages, kept alive in the identity map until the commit.
+            stories, _held = await self._lock_stories(session, {r.story_id for r in results})
             tally = Tally()
             for result in results:
                 story = stories.get(result.story_id)
@@ -79,17 +80,26 @@ class Results(Database):
             await tally.write(session)
         return out
 
-    async def _lock_stories(self, session: AsyncSession, ids: set[str]) -> dict[str, Story]:
+    async def _lock_stories(
+        self, session: AsyncSession, ids: set[str]
+    ) -> tuple[dict[str, Story], list[Page]]:
         """Lock the batch's stories in one round trip, in id order (two batches that
-        share stories never deadlock), and load their pages with them."""
+        share stories never deadlock), and load their pages with them.
+
+        The pages are returned for the caller to hold while it applies the batch: the
+        session's identity map, where each result's session.get looks first, keeps only
+        weak references to unchanged objects. Pages nobody held were gone by the time
+        they were asked for, and each story's session.get queried again and flushed the
+        batch so far (a batch of 24 results for 8 stories was 34 round trips, now 10)."""
         found = await session.execute(
             select(Story).where(Story.id.in_(sorted(ids))).order_by(Story.id).with_for_update()
         )
         stories = {s.id: s for s in found.scalars()}
+        pages: list[Page] = []
         if stories:
-            # Into the session's identity map: each result's session.get finds its page there.
-            await session.execute(select(Page).where(Page.story_id.in_(sorted(stories))))
-        return stories
+            found_pages = await session.execute(select(Page).where(Page.story_id.in_(sorted(stories))))
+            pages = list(found_pages.scalars())
+        return stories, pages
 
     async def _apply_one(self, session: AsyncSession, story: Story, result: Any, changes: Changes) -> None:
         appliers: dict[type, Callable[..., Awaitable[None]]] = {
