@@ -16,6 +16,7 @@ from services.common.amqp import Link, declare_topology
 from services.common.bus import LivePublisher
 from services.common.topology import Topology
 from services.gateway.hub import SYNC, Hub, Subscription
+from services.gateway.messaging import live as live_feed
 from services.gateway.messaging.live import LiveFeed
 from tests.support.broker import delete_topology
 from tests.support.infra import unique
@@ -56,7 +57,7 @@ async def setup(amqp_url: str) -> AsyncIterator[tuple[Replica, LivePublisher]]:
 
 
 async def test_a_replica_receives_only_the_stories_its_sockets_read(
-    setup: tuple[Replica, LivePublisher],
+    setup: tuple[Replica, LivePublisher], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     replica, live = setup
     read, unread = replica.hub.subscribe("read"), replica.hub.subscribe("unread")
@@ -66,10 +67,16 @@ async def test_a_replica_receives_only_the_stories_its_sockets_read(
     assert [f["offset"] for f in await frames(read, within=0.5)] == [0]
     assert await frames(unread, within=0.0) == [], "a story no socket here follows is not bound"
 
-    # The last socket leaves: the story stays bound until the sweep, then nothing comes.
+    # The last socket leaves (a reload): a sweep at once keeps the story bound, and the
+    # page being written with it, for the socket that comes back.
     replica.feed.leave("read")
+    await replica.feed.sweep()
+    assert replica.feed.bound == {"read"}
     await live.publish(delta("read", 1))
     assert [f["offset"] for f in await frames(read, within=0.5)] == [1]
+    assert replica.hub.partial("read", 0) is not None
+    # Nobody came back within UNBIND_AFTER: the sweep unbinds it, then nothing comes.
+    monkeypatch.setattr(live_feed, "UNBIND_AFTER", 0.0)
     await replica.feed.sweep()
     assert replica.feed.bound == set()
     await live.publish(delta("read", 2))

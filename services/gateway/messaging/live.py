@@ -4,9 +4,9 @@ The queue is bound with `story.<id>` while at least one socket here reads that s
 so a fleet of gateways shares the live traffic instead of each handling all of it.
 A socket follows its story before it replays from the store (ws.py): whatever is
 stored after the replay's read arrives live, and what arrives twice is dropped by
-`seq`. The binding of a story whose last socket left is removed by the next sweep,
-a moment later, so a reader who reconnects at once does not pay for an unbind and a
-bind.
+`seq`. The binding of a story whose last socket left is kept for UNBIND_AFTER
+seconds, then removed by a sweep: a reader who reloads the page or reconnects keeps
+the page being written, streamed from its start (an unbind forgets it).
 
 After a broker restart aio-pika declares the queue again with the bindings it knows;
 the replica then binds every story it follows once more (a bind that failed while
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # Seconds a bind or an unbind may take before the sweep is left to try again.
 BIND_TIMEOUT = 5.0
+# Seconds a story stays bound after its last socket here left (a reload, a reconnect).
+UNBIND_AFTER = 10.0
 
 
 class LiveFeed:
@@ -41,6 +43,8 @@ class LiveFeed:
         self.link, self.topo, self.replica, self.hub = link, topology, replica, hub
         self.readers: Counter[str] = Counter()
         self.bound: set[str] = set()
+        # When the last socket of a story still bound left (time.monotonic()).
+        self.left: dict[str, float] = {}
         self._binding = asyncio.Lock()
         self._queue: AbstractQueue | None = None
 
@@ -62,22 +66,26 @@ class LiveFeed:
         """Receive the story's live frames from now on (returns once the broker bound it,
         or, with the broker away, once that is left to the sweep)."""
         self.readers[story_id] += 1
+        self.left.pop(story_id, None)
         if story_id not in self.bound:
             async with self._binding:
                 await self._bind(story_id)
 
     def leave(self, story_id: str) -> None:
-        """One socket fewer reads the story; the sweep unbinds it once none does."""
+        """One socket fewer reads the story; a sweep unbinds it once none has for a while."""
         self.readers[story_id] -= 1
         if self.readers[story_id] <= 0:
             del self.readers[story_id]
+            self.left[story_id] = time.monotonic()
 
     async def sweep(self) -> None:
-        """Unbind the stories nobody here reads now, and bind those a failed bind left out."""
+        """Unbind the stories nobody here has read for UNBIND_AFTER, and bind those a failed
+        bind left out."""
         if not self.link.connected:
             return  # the reconnect binds what is read then
         async with self._binding:
-            for story_id in [s for s in self.bound if s not in self.readers]:
+            since = time.monotonic() - UNBIND_AFTER
+            for story_id in [s for s in self.bound if s not in self.readers and self.left.get(s, 0) <= since]:
                 await self._unbind(story_id)
             for story_id in [s for s in self.readers if s not in self.bound]:
                 if await self._bind(story_id):
@@ -113,6 +121,7 @@ class LiveFeed:
             log.info("a story's live binding stays until the next sweep (%s)", type(exc).__name__)
             return
         self.bound.discard(story_id)
+        self.left.pop(story_id, None)
         # Its page text being written would go stale here while unbound.
         self.hub.forget(story_id)
 
