@@ -199,7 +199,6 @@ def jobs_of(story: Row, rows: Sequence[Row], pages: int) -> list[PageJob]:
     brief = _brief(story)
     outline = c.Outline.model_validate(_json(story["outline"]))
     sheet = story.get("sheet_status") == "ready"
-    sheet_prompt = getattr(prompts, "sheet_prompt", None)
     jobs = []
     for row in rows[:pages]:
         first = row["index"] == 0
@@ -222,11 +221,7 @@ def jobs_of(story: Row, rows: Sequence[Row], pages: int) -> list[PageJob]:
                 page=row["index"],
                 judge_messages=_judge(brief) if first else None,
                 outline_messages=prompts.outline_messages(outline_task) if first else None,
-                sheet_prompt=(
-                    sheet_prompt(outline.characters, outline.style)
-                    if first and sheet and sheet_prompt
-                    else None
-                ),
+                sheet_prompt=c.sheet_prompt(outline.characters, outline.style) if first and sheet else None,
                 page_messages=prompts.page_messages(task),
                 task=task,
                 stored_text=row["text"],
