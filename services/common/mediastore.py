@@ -51,7 +51,7 @@ class MediaStore(ABC):
 
     @abstractmethod
     def check(self, *, write: bool) -> str:
-        """"ok", or what is wrong and what to do; `write` also writes and deletes a probe."""
+        """ "ok", or what is wrong and what to do; `write` also writes and deletes a probe."""
 
     def describe(self) -> str:
         return self.kind

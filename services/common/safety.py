@@ -42,6 +42,7 @@ class Verdict:
 
 # ----------------------------------------------------------------- normalising
 
+
 # Invisible characters that split a word without showing: zero-width spaces and joiners,
 # soft hyphens, word joiners, bidi marks, variation selectors (all format characters).
 def _visible(ch: str) -> bool:
@@ -74,6 +75,8 @@ def _join(match: re.Match[str]) -> str:
     if letters[0] in "ai" and match.group("sep").isspace() and len(letters) > 3:
         return letters[0] + " " + letters[1:]
     return letters
+
+
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 # Digits standing for letters only inside words that also have letters ("k1ll", "s3x").
 _MIXED = re.compile(r"(?=[a-z0-9@$]*[a-z])(?=[a-z0-9@$]*[0-9@$])[a-z0-9@$]+")
@@ -96,6 +99,7 @@ def _unleet(text: str) -> str:
 
 
 # ----------------------------------------------------------------- the list
+
 
 def _inflections(word: str) -> set[str]:
     forms = {word, word + "s", word + "es", word + "ed", word + "d", word + "ing", word + "er", word + "ers"}

@@ -175,6 +175,7 @@ async def count_objects(stack: Stack) -> None:
     assert written == 5, "four page pictures and the character sheet, each written once"
     assert read >= 4 + 4 + 5, "each page composed from the sheet, served, and put in the book"
 
+
 async def test_started_on_one_replica_read_on_the_other(stack: Stack) -> None:
     writer = Reader(stack.gateway_url)
     await writer.start("A little robot who wants to learn to dance", language="en", age=7)
