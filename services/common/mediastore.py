@@ -51,7 +51,8 @@ class MediaStore(ABC):
 
     @abstractmethod
     def check(self, *, write: bool) -> str:
-        """ "ok", or what is wrong and what to do; `write` also writes and deletes a probe."""
+        """Whether the store works: "ok", or what is wrong and what to do (`write`: a probe is
+        written and deleted too)."""
 
     def describe(self) -> str:
         return self.kind
