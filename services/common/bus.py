@@ -124,34 +124,30 @@ class LivePublisher:
 
     def __init__(self, link: Link, topo: Topology) -> None:
         self.link, self.topo = link, topo
-        self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._opening = asyncio.Lock()
 
-    async def _ready(self) -> aio_pika.abc.AbstractExchange:
-        """The live exchange on this process's channel, opened on first use and only then:
-        the channel is robust, so aio-pika reopens it (and redeclares the exchange) after a
-        reconnect; a frame published while it is away fails and is counted."""
-        if self._exchange is None:
+    async def _ready(self) -> aio_pika.abc.AbstractChannel:
+        """This process's channel with the live exchange declared, opened on first use and
+        only then: the channel is robust, so aio-pika reopens it (and redeclares the
+        exchange) after a reconnect; a frame published while it is away fails and is counted."""
+        if self._channel is None:
             async with self._opening:
-                if self._exchange is None:
-                    self._channel = channel = await self.link.channel(confirms=False)
+                if self._channel is None:
+                    channel = await self.link.channel(confirms=False)
                     ex = self.topo.live_exchange
-                    self._exchange = await channel.declare_exchange(
-                        ex.name, type=ex.type.value, durable=ex.durable
-                    )
-        return self._exchange
+                    await channel.declare_exchange(ex.name, type=ex.type.value, durable=ex.durable)
+                    self._channel = channel
+        return self._channel
 
     async def publish(self, message: BaseModel) -> None:
         story_id = str(getattr(message, "story_id", ""))
         try:
-            exchange = await self._ready()
-            assert self._channel is not None
-            channel = await self._channel.get_underlay_channel()
+            channel = await (await self._ready()).get_underlay_channel()
             assert isinstance(channel, aiormq.Channel)  # its publish can skip the wait
             await channel.basic_publish(
                 message.model_dump_json().encode(),
-                exchange=exchange.name,
+                exchange=self.topo.live_exchange.name,
                 routing_key=live_routing_key(story_id),
                 # JSON, not persisted: a live frame lives in memory only.
                 properties=aiormq.spec.Basic.Properties(content_type="application/json", delivery_mode=1),
