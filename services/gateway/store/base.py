@@ -125,7 +125,7 @@ class Database:
         data = event.fields()
         row = {"story_id": story.id, "seq": story.last_seq, "type": event.type, "data": data, "at": now}
         session.info.setdefault(PENDING_EVENTS, []).append(row)
-        wire = {**data, "at": _iso(now)}
+        wire = _wire(data, now)
         changes.events.append(c.LiveEvent(story_id=story.id, seq=story.last_seq, type=event.type, data=wire))
 
     def _send(
@@ -180,7 +180,8 @@ class Database:
 
 # The events a writing transaction appended, written together before it commits: one
 # statement for all (the ORM wrote them one by one on SQLite, which cannot return the ids
-# of a many-row insert in order, and the rows' ids are never needed).
+# of a many-row insert in order, and the rows' ids are never needed). A query of the
+# events inside a writing transaction writes them first (see _last_wait).
 PENDING_EVENTS = "storybook_pending_events"
 
 
@@ -205,8 +206,9 @@ def _iso(value: datetime | None) -> str | None:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
-def _wire(row: Event) -> dict[str, Any]:
-    return {**row.data, "at": _iso(row.at or utcnow())}
+def _wire(data: dict[str, Any], at: datetime | None) -> dict[str, Any]:
+    """An event's fields as readers get them: its data and when it was stored."""
+    return {**data, "at": _iso(at or utcnow())}
 
 
 def _sheet_key(story: Story) -> str:

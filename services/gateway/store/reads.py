@@ -65,7 +65,7 @@ class Reads(Database):
                 .order_by(Event.seq)
                 .limit(limit)
             )
-            return [{"type": r.type, "seq": r.seq, **_wire(r)} for r in rows.scalars()]
+            return [{"type": r.type, "seq": r.seq, **_wire(r.data, r.at)} for r in rows.scalars()]
 
     async def is_current_picture(self, story_id: str, media_path: str) -> bool:
         """Whether a page or the character sheet of this story shows this picture now.
