@@ -148,10 +148,16 @@ class Usage:
         return bool(self.calls or self.tokens_in or self.tokens_out)
 
 
+def _choice(chunk: dict[str, Any]) -> dict[str, Any]:
+    """A stream chunk's only choice ({} when it has none)."""
+    choices = chunk.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    return first if isinstance(first, dict) else {}
+
+
 def usage_of(chunk: dict[str, Any]) -> dict[str, int] | None:
     """Moonshot puts usage inside the last chunk's choice, not at the top level."""
-    choices = chunk.get("choices") or []
-    usage = choices[0].get("usage") if choices and isinstance(choices[0], dict) else None
+    usage = _choice(chunk).get("usage")
     if not isinstance(usage, dict):
         usage = chunk.get("usage")
     if isinstance(usage, dict):
@@ -160,8 +166,7 @@ def usage_of(chunk: dict[str, Any]) -> dict[str, int] | None:
 
 
 def content_of(chunk: dict[str, Any]) -> str:
-    choices = chunk.get("choices") or []
-    delta = choices[0].get("delta") if choices and isinstance(choices[0], dict) else None
+    delta = _choice(chunk).get("delta")
     content = delta.get("content") if isinstance(delta, dict) else None
     return content if isinstance(content, str) else ""
 
