@@ -18,50 +18,54 @@ TICK = float(os.sysconf("SC_CLK_TCK"))
 CORES = os.cpu_count() or 1
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """user + system CPU seconds of a process so far; None once it is gone."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state is [0], ppid [1],
+    utime [11], stime [12], cutime [13], cstime [14]); None once the process is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name may contain spaces: fields start after its closing parenthesis.
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """user + system CPU seconds of a process so far; None once it is gone."""
+    fields = _stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / TICK
 
 
 def tree_cpu_seconds(pid: int) -> float | None:
     """CPU seconds of a server and its workers: its own, its live children's, and those of
     the children it has reaped (PostgreSQL forks a backend per connection)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    fields = _stat(pid)
+    if fields is None:
         return None
-    fields = raw[raw.rindex(")") + 2 :].split()
     total = sum(int(v) for v in fields[11:15]) / TICK
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == pid:
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            child = (entry / "stat").read_text()
-            rest = child[child.rindex(")") + 2 :].split()
-            if int(rest[1]) == pid:
-                total += (int(rest[11]) + int(rest[12])) / TICK
+    for child in _pids():
+        if child != pid and (found := _stat(child)) is not None and int(found[1]) == pid:
+            total += (int(found[11]) + int(found[12])) / TICK
     return total
+
+
+def _named(command: str) -> list[int]:
+    """The processes whose /proc/<pid>/comm is `command`, in /proc's order."""
+    found = []
+    for pid in _pids():
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == command:
+                found.append(pid)
+    return found
 
 
 def server_pid(command: str) -> int | None:
     """The parent process among those named `command` (a server that forks its workers)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError):
-            if entry.name.isdigit() and (entry / "comm").read_text().strip() == command:
-                pids.append(int(entry.name))
-    for pid in pids:
-        with contextlib.suppress(OSError, ValueError):
-            raw = Path(f"/proc/{pid}/stat").read_text()
-            if int(raw[raw.rindex(")") + 2 :].split()[1]) not in pids:
-                return pid
-    return None
+    pids = _named(command)
+    return next((pid for pid in pids if (f := _stat(pid)) is not None and int(f[1]) not in pids), None)
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -103,13 +107,7 @@ def raise_nofile() -> int:
 
 def find_pid(command: str) -> int | None:
     """The first process whose /proc/<pid>/comm is `command` (e.g. beam.smp for RabbitMQ)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if (entry / "comm").read_text().strip() == command:
-                return int(entry.name)
-    return None
+    return next(iter(_named(command)), None)
 
 
 def machine_busy_ticks() -> tuple[int, int]:
